@@ -1,0 +1,330 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alumoutreach/alumoutreach/internal/event"
+)
+
+// Handler processes one event. Returning nil acknowledges it. An error
+// marked with Permanent dead-letters the event at once; any other error is
+// retried after the configured backoff, and dead-lettered after the last
+// attempt.
+type Handler func(ctx context.Context, ev event.Envelope) error
+
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+// Permanent marks err as one that no retry can fix.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err was marked Permanent or is an event the
+// contract refuses (invalid, or of an unreadable version).
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p) || errors.Is(err, event.ErrInvalid) || errors.Is(err, event.ErrUnsupportedVersion)
+}
+
+// ConsumerOptions describes one durable consumer.
+type ConsumerOptions struct {
+	// Name is the durable name (e.g. SEGMENTS_CONTACT_CONSUMER). Every
+	// process that starts a consumer with this name shares its work.
+	Name string
+	// Filters are the subjects it receives; empty means every event.
+	Filters []string
+	// Concurrency is how many events this process handles at once.
+	Concurrency int
+	MaxDeliver  int
+	AckWait     time.Duration
+	// Backoff[i] is the delay before attempt i+2.
+	Backoff []time.Duration
+	// LagPollInterval is how often consumer_lag is refreshed.
+	LagPollInterval time.Duration
+	Handler         Handler
+}
+
+func (o *ConsumerOptions) defaults() error {
+	if o.Name == "" || strings.ContainsAny(o.Name, ".*> ") {
+		return fmt.Errorf("consumer name %q must be non-empty without '.', '*', '>' or spaces", o.Name)
+	}
+	if o.Handler == nil {
+		return fmt.Errorf("consumer %s has no handler", o.Name)
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 64
+	}
+	if o.MaxDeliver <= 0 {
+		o.MaxDeliver = 3
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = 30 * time.Second
+	}
+	if o.Backoff == nil {
+		o.Backoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}
+	}
+	if o.LagPollInterval <= 0 {
+		o.LagPollInterval = 5 * time.Second
+	}
+	return nil
+}
+
+// ReplayName is the durable that receives replays of name's dead letters.
+func ReplayName(name string) string { return name + "_REPLAY" }
+
+func replaySubjectPrefix(consumer string) string { return replayPrefix + consumer + "." }
+
+// Consumer is a running durable consumer.
+type Consumer struct {
+	bus      *Bus
+	opts     ConsumerOptions
+	log      *slog.Logger
+	main     jetstream.Consumer
+	contexts []jetstream.ConsumeContext
+	sem      chan struct{}
+	inflight sync.WaitGroup
+	baseCtx  context.Context
+	cancel   context.CancelFunc
+	stopOnce sync.Once
+}
+
+// StartConsumer creates or updates the durable consumer and its replay
+// twin, and starts handling events until Stop.
+func (b *Bus) StartConsumer(ctx context.Context, o ConsumerOptions) (*Consumer, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:       o.Name,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxDeliver:    o.MaxDeliver,
+		AckWait:       o.AckWait,
+		MaxAckPending: max(1000, 4*o.Concurrency),
+		Replicas:      b.cfg.Replicas,
+	}
+	switch len(o.Filters) {
+	case 0:
+	case 1:
+		cfg.FilterSubject = o.Filters[0]
+	default:
+		cfg.FilterSubjects = o.Filters
+	}
+	main, err := b.js.CreateOrUpdateConsumer(ctx, EventsStream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create consumer %s: %w", o.Name, err)
+	}
+	rcfg := cfg
+	rcfg.Durable = ReplayName(o.Name)
+	rcfg.FilterSubject = replaySubjectPrefix(o.Name) + ">"
+	rcfg.FilterSubjects = nil
+	replay, err := b.js.CreateOrUpdateConsumer(ctx, DLQStream, rcfg)
+	if err != nil {
+		return nil, fmt.Errorf("create consumer %s: %w", rcfg.Durable, err)
+	}
+	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c := &Consumer{
+		bus: b, opts: o, main: main, sem: make(chan struct{}, o.Concurrency),
+		log: b.log.With("consumer", o.Name), baseCtx: base, cancel: cancel,
+	}
+	for _, jc := range []jetstream.Consumer{main, replay} {
+		cc, err := jc.Consume(c.dispatch,
+			jetstream.PullMaxMessages(o.Concurrency),
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+					c.log.Debug("consume", "err", err)
+				}
+			}))
+		if err != nil {
+			c.Stop(context.Background())
+			return nil, fmt.Errorf("consume %s: %w", o.Name, err)
+		}
+		c.contexts = append(c.contexts, cc)
+	}
+	go c.pollLag()
+	return c, nil
+}
+
+// dispatch runs in the client's delivery goroutine: it blocks while all
+// workers are busy, which is the backpressure that keeps buffered (and thus
+// AckWait-ticking) messages to a minimum.
+func (c *Consumer) dispatch(msg jetstream.Msg) {
+	c.sem <- struct{}{}
+	c.inflight.Add(1)
+	go func() {
+		defer func() {
+			<-c.sem
+			c.inflight.Done()
+		}()
+		c.handle(msg)
+	}()
+}
+
+type progressKey struct{}
+
+// Progress tells the server that the event being handled under ctx is still
+// being worked on, resetting its AckWait. Long handlers call it periodically.
+func Progress(ctx context.Context) error {
+	msg, ok := ctx.Value(progressKey{}).(jetstream.Msg)
+	if !ok {
+		return errors.New("bus.Progress called outside a consumer handler")
+	}
+	return msg.InProgress()
+}
+
+func (c *Consumer) handle(msg jetstream.Msg) {
+	md, err := msg.Metadata()
+	if err != nil {
+		c.log.Error("message without JetStream metadata", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	attempt := int(md.NumDelivered)
+	subject := msg.Subject()
+	if md.Stream == DLQStream {
+		subject = strings.TrimPrefix(subject, replaySubjectPrefix(c.opts.Name))
+	}
+	m := c.bus.metrics
+	m.Consumed.WithLabelValues(subject, c.opts.Name).Inc()
+
+	env, err := event.Decode(msg.Data())
+	if err != nil {
+		c.log.Error("undecodable event dead-lettered", "subject", subject, "streamSeq", md.Sequence.Stream, "err", err)
+		c.deadLetter(msg, md, subject, attempt, codeInvalidEvent, err)
+		return
+	}
+	ctx := event.WithCause(c.baseCtx, env)
+	ctx = context.WithValue(ctx, progressKey{}, msg)
+	log := c.log.With("subject", subject, "eventId", env.ID, "attempt", attempt,
+		"correlationId", env.CorrelationID, "tenantId", env.TenantID)
+	log.Debug("handling event")
+	start := time.Now()
+	err = c.opts.Handler(ctx, env)
+	elapsed := time.Since(start)
+	m.Duration.WithLabelValues(subject, c.opts.Name).Observe(elapsed.Seconds())
+	switch {
+	case err == nil:
+		if aerr := msg.Ack(); aerr != nil {
+			// The effect is committed; a redelivery will find it already applied.
+			log.Warn("ack failed; the event will be redelivered", "err", aerr)
+		}
+		m.Acked.WithLabelValues(subject, c.opts.Name).Inc()
+		log.Debug("handled event", "duration", elapsed)
+	case IsPermanent(err):
+		log.Error("permanent failure; dead-lettered", "duration", elapsed, "err", err)
+		c.deadLetter(msg, md, subject, attempt, codePermanent, err)
+	case attempt >= c.opts.MaxDeliver:
+		log.Error("last attempt failed; dead-lettered", "duration", elapsed, "err", err)
+		c.deadLetter(msg, md, subject, attempt, codeProcessing, err)
+	default:
+		delay := c.backoff(attempt)
+		log.Warn("handler failed; will retry", "duration", elapsed, "retryIn", delay, "err", err)
+		m.Nacked.WithLabelValues(subject, c.opts.Name).Inc()
+		if nerr := msg.NakWithDelay(delay); nerr != nil {
+			log.Warn("nak failed; the event will be redelivered after AckWait", "err", nerr)
+		}
+	}
+}
+
+func (c *Consumer) backoff(attempt int) time.Duration {
+	if len(c.opts.Backoff) == 0 {
+		return 0
+	}
+	i := min(attempt-1, len(c.opts.Backoff)-1)
+	return c.opts.Backoff[max(i, 0)]
+}
+
+// deadLetter writes the DLQ entry and waits for its acknowledgement before
+// terminating the original, so a crash in between leaves the original to be
+// redelivered (and the entry deduplicated), never lost.
+func (c *Consumer) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, subject string, attempts int, code string, cause error) {
+	entry := DeadLetter{
+		OriginalEvent: originalJSON(msg.Data()),
+		Error: DeadLetterError{
+			Message: cause.Error(), Code: code, Attempts: attempts,
+			LastAttempt: event.Time{Time: time.Now().UTC().Truncate(time.Millisecond)},
+		},
+		Consumer:  c.opts.Name,
+		Subject:   subject,
+		Stream:    md.Stream,
+		StreamSeq: md.Sequence.Stream,
+	}
+	ctx, cancel := context.WithTimeout(c.baseCtx, 10*time.Second)
+	defer cancel()
+	if err := c.bus.writeDeadLetter(ctx, entry); err != nil {
+		c.log.Error("could not write dead letter; leaving the event for redelivery", "subject", subject, "err", err)
+		_ = msg.NakWithDelay(c.backoff(attempts))
+		return
+	}
+	if err := msg.Term(); err != nil {
+		c.log.Warn("term failed after dead-lettering", "subject", subject, "err", err)
+	}
+}
+
+func (c *Consumer) pollLag() {
+	t := time.NewTicker(c.opts.LagPollInterval)
+	defer t.Stop()
+	c.refreshLag()
+	for {
+		select {
+		case <-c.baseCtx.Done():
+			return
+		case <-t.C:
+			c.refreshLag()
+		}
+	}
+}
+
+func (c *Consumer) refreshLag() {
+	ctx, cancel := context.WithTimeout(c.baseCtx, 2*time.Second)
+	defer cancel()
+	info, err := c.main.Info(ctx)
+	if err != nil {
+		return
+	}
+	c.bus.metrics.Lag.WithLabelValues(c.opts.Name).Set(float64(info.NumPending) + float64(info.NumAckPending))
+}
+
+// Name returns the durable name.
+func (c *Consumer) Name() string { return c.opts.Name }
+
+// Stop stops fetching, lets the events already delivered finish, and
+// returns when they have or when ctx ends (handlers still running are then
+// abandoned: their events are redelivered after AckWait).
+func (c *Consumer) Stop(ctx context.Context) error {
+	var err error
+	c.stopOnce.Do(func() {
+		for _, cc := range c.contexts {
+			cc.Drain()
+		}
+		for _, cc := range c.contexts {
+			select {
+			case <-cc.Closed():
+			case <-ctx.Done():
+			}
+		}
+		done := make(chan struct{})
+		go func() { c.inflight.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("consumer %s: handlers still running at shutdown: %w", c.opts.Name, ctx.Err())
+		}
+		c.cancel()
+	})
+	return err
+}
