@@ -122,7 +122,7 @@ func Open(ctx context.Context, cfg Config, metrics *Metrics, log *slog.Logger) (
 		b.Close()
 		return nil, fmt.Errorf("connect to NATS %s: %w", displayURL(cfg.URL), err)
 	}
-	b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(4000))
+	b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(4000), jetstream.WithPublishAsyncTimeout(5*time.Second))
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)

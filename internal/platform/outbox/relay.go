@@ -39,6 +39,10 @@ type RelayOptions struct {
 	RepublishWindow time.Duration
 }
 
+// publishTimeout bounds one batch's wait for acknowledgements, so a bus
+// outage turns into a retried failure instead of a stuck relay.
+const publishTimeout = 5 * time.Second
+
 // Relay moves outbox rows to the bus.
 type Relay struct {
 	ob   *Outbox
@@ -202,7 +206,9 @@ func (r *Relay) flush(ctx context.Context) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
-	acked, pubErr := r.pub.PublishBatchPrefix(ctx, msgs)
+	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	acked, pubErr := r.pub.PublishBatchPrefix(pctx, msgs)
+	cancel()
 	if acked > 0 {
 		if err := r.markPublished(ctx, seqs[:acked]); err != nil {
 			return 0, errors.Join(pubErr, err)
