@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-		"strconv"
+	"strconv"
 	"strings"
 	"time"
 
