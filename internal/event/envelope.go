@@ -55,15 +55,25 @@ type Envelope struct {
 // Time is a time.Time that encodes as RFC 3339 UTC with milliseconds.
 type Time struct{ time.Time }
 
-// MarshalJSON implements json.Marshaler.
+// MarshalJSON implements json.Marshaler. Like time.Time, it refuses years
+// outside 0-9999, which RFC 3339 cannot express and UnmarshalJSON would refuse.
 func (t Time) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + t.UTC().Format(TimestampLayout) + `"`), nil
+	u := t.UTC()
+	if y := u.Year(); y < 0 || y > 9999 {
+		return nil, fmt.Errorf("timestamp year %d is outside the range 0-9999 RFC 3339 can express", y)
+	}
+	return []byte(`"` + u.Format(TimestampLayout) + `"`), nil
 }
 
-// UnmarshalJSON accepts any RFC 3339 timestamp.
+// UnmarshalJSON accepts any RFC 3339 timestamp. JSON null leaves t
+// unchanged (zero), as encoding/json does for time.Time, so an optional
+// timestamp sent as null reads as absent and a required one is reported missing.
 func (t *Time) UnmarshalJSON(b []byte) error {
-	s, err := strconv.Unquote(string(b))
-	if err != nil {
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("timestamp must be a JSON string: %w", err)
 	}
 	parsed, err := time.Parse(time.RFC3339Nano, s)

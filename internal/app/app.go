@@ -1,0 +1,376 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/alumoutreach/alumoutreach/internal/analytics"
+	"github.com/alumoutreach/alumoutreach/internal/config"
+	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
+	"github.com/alumoutreach/alumoutreach/internal/platform/dlqapi"
+	"github.com/alumoutreach/alumoutreach/internal/platform/httpapi"
+	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
+	"github.com/alumoutreach/alumoutreach/internal/platform/store"
+	"github.com/alumoutreach/alumoutreach/internal/platform/tenant"
+)
+
+// App is the assembled service.
+type App struct {
+	cfg      config.Config
+	log      *slog.Logger
+	registry *prometheus.Registry
+
+	db          *store.DB
+	analyticsDB *store.DB
+	bus         *bus.Bus
+	outbox      *outbox.Outbox
+	relay       *outbox.Relay
+	tenants     *tenant.Service
+	http        *httpapi.Server
+	ingest      *analytics.Ingest
+	dlqWorker   *bus.DLQWorker
+	consumers   []*bus.Consumer
+	pending     []bus.ConsumerOptions
+	marker      string
+	unclean     bool
+	wrap        func(consumer string, h bus.Handler) bus.Handler
+}
+
+// Option adjusts how New assembles the app.
+type Option func(*App)
+
+// WithHandlerWrapper wraps every consumer's handler, for instrumentation
+// such as the benchmarks' latency probes.
+func WithHandlerWrapper(wrap func(consumer string, h bus.Handler) bus.Handler) Option {
+	return func(a *App) { a.wrap = wrap }
+}
+
+// New opens the database and the bus, applies migrations and wires every
+// enabled module. Nothing runs until Start.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (a *App, err error) {
+	a = &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	for _, o := range opts {
+		o(a)
+	}
+	defer func() {
+		if err != nil {
+			a.closeResources()
+		}
+	}()
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
+	}
+	a.marker = filepath.Join(cfg.DataDir, "RUNNING")
+	if _, statErr := os.Stat(a.marker); statErr == nil {
+		a.unclean = true
+	}
+
+	if a.db, err = OpenDB(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if err := a.db.Migrate(ctx, "outbox", outbox.Migrations()); err != nil {
+		return nil, err
+	}
+	if a.bus, err = OpenBus(ctx, cfg, bus.NewMetrics(a.registry), log); err != nil {
+		return nil, err
+	}
+	a.outbox = outbox.New(a.db, int(cfg.Events.MaxSize))
+	relayOpts := outbox.RelayOptions{BatchSize: cfg.Outbox.BatchSize, Retention: cfg.Outbox.Retention, SafetyPoll: cfg.Outbox.SafetyPoll}
+	if a.unclean && cfg.NATS.Embedded() && !cfg.NATS.SyncAlways() {
+		// The embedded server may have lost acknowledged writes it had not
+		// synced yet; the outbox still has them.
+		relayOpts.RepublishWindow = cfg.Outbox.Retention
+	}
+	a.relay = outbox.NewRelay(a.outbox, a.bus, relayOpts, log, a.registry)
+	a.tenants = tenant.New(a.db, log)
+
+	a.http = httpapi.New(httpapi.Options{
+		Addr: cfg.HTTPAddr, Logger: log, Auth: a.tenants, Metrics: a.registry, Gatherer: a.registry,
+		Ready: a.Ready,
+	})
+	dlqapi.New(a.bus).RegisterRoutes(a.http)
+
+	if cfg.ModuleEnabled("analytics") {
+		if err := a.wireAnalytics(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// OpenDB opens the configured database and applies the platform's own
+// migrations (tenants, idempotency records).
+func OpenDB(ctx context.Context, cfg config.Config) (*store.DB, error) {
+	db, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir})
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range []struct {
+		name string
+		err  func() error
+	}{
+		{"platform", func() error { return db.Migrate(ctx, "platform", store.Migrations()) }},
+		{"tenant", func() error { return db.Migrate(ctx, "tenant", tenant.Migrations()) }},
+	} {
+		if err := m.err(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// OpenBus connects to the configured NATS (or starts the embedded server).
+func OpenBus(ctx context.Context, cfg config.Config, metrics *bus.Metrics, log *slog.Logger) (*bus.Bus, error) {
+	return bus.Open(ctx, BusConfig(cfg), metrics, log)
+}
+
+// BusConfig maps the configuration onto the bus's settings.
+func BusConfig(cfg config.Config) bus.Config {
+	return bus.Config{
+		URL:             cfg.NATS.URL,
+		DataDir:         cfg.DataDir,
+		ListenAddr:      cfg.NATS.ListenAddr,
+		Replicas:        cfg.NATS.Replicas,
+		MaxAge:          cfg.NATS.MaxAge,
+		MaxBytes:        int64(cfg.NATS.MaxBytes),
+		DLQMaxAge:       cfg.NATS.DLQMaxAge,
+		DuplicateWindow: cfg.NATS.DuplicateWindow,
+		SyncAlways:      cfg.NATS.SyncAlways(),
+		SyncInterval:    cfg.NATS.SyncInterval(),
+		MaxEventSize:    int(cfg.Events.MaxSize),
+		Name:            "alumoutreach",
+	}
+}
+
+func (a *App) wireAnalytics(ctx context.Context) error {
+	adb, err := analyticsDB(ctx, a.cfg, a.db)
+	if err != nil {
+		return err
+	}
+	if adb != a.db {
+		a.analyticsDB = adb
+	}
+	if err := analytics.Migrate(ctx, adb); err != nil {
+		return err
+	}
+	st := analytics.NewSQLStore(adb)
+	a.ingest = analytics.NewIngest(st, a.log, analytics.IngestOptions{})
+	analytics.NewHTTP(st, time.Now).RegisterRoutes(a.http)
+	a.pending = append(a.pending, a.consumerOptions(analytics.ConsumerName, nil, a.ingest.Handle,
+		max(a.cfg.Consumer.Concurrency, 256)))
+	return nil
+}
+
+// consumerOptions applies the configured delivery settings to one consumer.
+func (a *App) consumerOptions(name string, filters []string, h bus.Handler, concurrency int) bus.ConsumerOptions {
+	if a.wrap != nil {
+		h = a.wrap(name, h)
+	}
+	return bus.ConsumerOptions{
+		Name: name, Filters: filters, Concurrency: concurrency, Handler: h,
+		MaxDeliver: a.cfg.Consumer.MaxDeliver, AckWait: a.cfg.Consumer.AckWait,
+		Backoff: a.cfg.Consumer.Backoff, LagPollInterval: a.cfg.Consumer.LagPollInterval,
+	}
+}
+
+// Start runs the relay, the consumers and the HTTP server.
+func (a *App) Start(ctx context.Context) error {
+	if err := os.WriteFile(a.marker, []byte(fmt.Sprintf("pid %d\n", os.Getpid())), 0o640); err != nil {
+		return fmt.Errorf("write %s: %w", a.marker, err)
+	}
+	if err := a.relay.Start(ctx); err != nil {
+		return err
+	}
+	if a.ingest != nil {
+		if err := a.ingest.Start(ctx); err != nil {
+			return err
+		}
+	}
+	w, err := a.bus.StartDLQWorker(ctx)
+	if err != nil {
+		return err
+	}
+	a.dlqWorker = w
+	for _, o := range a.pending {
+		c, err := a.bus.StartConsumer(ctx, o)
+		if err != nil {
+			return err
+		}
+		a.consumers = append(a.consumers, c)
+		a.log.Info("consumer started", "consumer", o.Name, "filters", strings.Join(o.Filters, ","), "concurrency", o.Concurrency)
+	}
+	if err := a.http.Start(ctx); err != nil {
+		return err
+	}
+	a.log.Info("alumoutreach started", "http", a.http.Addr(), "database", a.db.Redacted(),
+		"nats", natsDisplay(a.cfg), "dataDir", a.cfg.DataDir, "uncleanRestart", a.unclean)
+	return nil
+}
+
+func natsDisplay(cfg config.Config) string {
+	if cfg.NATS.Embedded() {
+		if cfg.NATS.ListenAddr != "" {
+			return "embedded, listening on nats://" + cfg.NATS.ListenAddr
+		}
+		return "embedded"
+	}
+	return cfg.Redacted().NATS.URL
+}
+
+// Shutdown stops in the order that loses nothing: no new requests, then
+// consumers drained (their handlers may still emit events), then the
+// outbox flushed to the bus, then the bus and databases closed.
+func (a *App) Shutdown(ctx context.Context) error {
+	var errs []error
+	if err := a.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http: %w", err))
+	}
+	for _, c := range a.consumers {
+		if err := c.Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.dlqWorker != nil {
+		if err := a.dlqWorker.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("dlq worker: %w", err))
+		}
+	}
+	if a.ingest != nil {
+		a.ingest.Stop()
+	}
+	if err := a.relay.Stop(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	a.closeResources()
+	if len(errs) == 0 {
+		_ = os.Remove(a.marker)
+		a.log.Info("alumoutreach stopped cleanly")
+	}
+	return errors.Join(errs...)
+}
+
+func (a *App) closeResources() {
+	if a.bus != nil {
+		a.bus.Close()
+	}
+	if a.analyticsDB != nil {
+		a.analyticsDB.Close()
+	}
+	if a.db != nil {
+		a.db.Close()
+	}
+}
+
+// Ready reports whether the database and the bus can take work.
+func (a *App) Ready(ctx context.Context) error {
+	if err := a.db.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if err := a.bus.Ready(ctx); err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	return nil
+}
+
+// Run starts the app and stops it when ctx ends, within the configured
+// shutdown timeout.
+func (a *App) Run(ctx context.Context) error {
+	if err := a.Start(ctx); err != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
+		defer cancel()
+		return errors.Join(err, a.Shutdown(sctx))
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-a.http.Done():
+		if err != nil {
+			a.log.Error("http server failed", "err", err)
+		}
+	}
+	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
+	defer cancel()
+	return a.Shutdown(sctx)
+}
+
+// HTTPAddr is the address the HTTP server listens on (after Start).
+func (a *App) HTTPAddr() string { return a.http.Addr() }
+
+// Outbox is where state changes and their events are written.
+func (a *App) Outbox() *outbox.Outbox { return a.outbox }
+
+// DB is the main database.
+func (a *App) DB() *store.DB { return a.db }
+
+// Bus is the event bus.
+func (a *App) Bus() *bus.Bus { return a.bus }
+
+// Tenants manages tenants and API keys.
+func (a *App) Tenants() *tenant.Service { return a.tenants }
+
+// Registry is the Prometheus registry /metrics serves.
+func (a *App) Registry() *prometheus.Registry { return a.registry }
+
+// Migrate applies every migration (platform, outbox, modules) and returns
+// the open main database.
+func Migrate(ctx context.Context, cfg config.Config) (*store.DB, error) {
+	db, err := OpenDB(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, "outbox", outbox.Migrations()); err != nil {
+		db.Close()
+		return nil, err
+	}
+	adb, err := analyticsDB(ctx, cfg, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if adb != db {
+		defer adb.Close()
+	}
+	if err := analytics.Migrate(ctx, adb); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// analyticsDB is the analytics store's database: a file of its own next to
+// SQLite (ingestion then never queues behind the main database's single
+// writer), the main database on PostgreSQL.
+func analyticsDB(ctx context.Context, cfg config.Config, main *store.DB) (*store.DB, error) {
+	if main.Kind() != store.SQLite {
+		return main, nil
+	}
+	return store.Open(ctx, store.Options{DataDir: cfg.DataDir, FileName: "analytics.db"})
+}
+
+// OpenToolBus connects a command-line tool to the bus: the configured
+// cluster; else the running embedded server on its loopback listener; else,
+// when no server runs, an embedded server on the data directory itself.
+func OpenToolBus(ctx context.Context, cfg config.Config, log *slog.Logger) (*bus.Bus, error) {
+	if cfg.NATS.Embedded() && cfg.NATS.ListenAddr != "" {
+		probe, err := nats.Connect("nats://"+cfg.NATS.ListenAddr, nats.Timeout(time.Second), nats.MaxReconnects(0))
+		if err == nil {
+			probe.Close()
+			cfg.NATS.URL = "nats://" + cfg.NATS.ListenAddr
+		}
+	}
+	cfg.NATS.ListenAddr = ""
+	return OpenBus(ctx, cfg, bus.NewMetrics(nil), log)
+}

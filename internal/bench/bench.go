@@ -1,0 +1,320 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alumoutreach/alumoutreach/internal/analytics"
+	"github.com/alumoutreach/alumoutreach/internal/app"
+	"github.com/alumoutreach/alumoutreach/internal/config"
+	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
+	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
+)
+
+// Options are the knobs shared by the scenarios.
+type Options struct {
+	Events  int
+	Writers int
+	Batch   int
+	// Sync is the embedded server's fsync policy ("1s", "always", ...).
+	Sync string
+	// Rate and Duration drive the latency scenario.
+	Rate     int
+	Duration time.Duration
+	Out      io.Writer
+}
+
+// Result is one scenario's figures.
+type Result struct {
+	Scenario   string
+	Events     int
+	Elapsed    time.Duration
+	PerSecond  float64
+	PeakRSSMiB float64
+	P50, P99   time.Duration
+}
+
+func (r Result) String() string {
+	s := fmt.Sprintf("%-9s events=%d elapsed=%s rate=%.0f/s peakRSS=%.0fMiB",
+		r.Scenario, r.Events, r.Elapsed.Round(time.Millisecond), r.PerSecond, r.PeakRSSMiB)
+	if r.P99 > 0 {
+		s += fmt.Sprintf(" p50=%s p99=%s", r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond))
+	}
+	return s
+}
+
+func sampleEvent(tenant string) (event.Envelope, error) {
+	return event.New(context.Background(), event.ContactCreated, event.SourceContacts, tenant, event.ContactCreatedData{
+		ContactID: event.NewID(), Email: "jane.doe@example.edu", Phone: "+15550100200", Source: "import", Version: 1,
+	})
+}
+
+// Ceiling measures raw JetStream on this machine: async publish of
+// pre-encoded events with Nats-Msg-Id while a durable consumer consumes and
+// acknowledges them, in the same process, with the same fsync policy.
+func Ceiling(ctx context.Context, dir string, o Options) (Result, error) {
+	cfg := config.Default()
+	cfg.DataDir, cfg.NATS.ListenAddr, cfg.NATS.Sync = dir, "", o.Sync
+	b, err := app.OpenBus(ctx, cfg, bus.NewMetrics(nil), quiet())
+	if err != nil {
+		return Result{}, err
+	}
+	defer b.Close()
+	js := b.JetStream()
+	msgs := make([]*nats.Msg, o.Events)
+	for i := range msgs {
+		env, err := sampleEvent("bench")
+		if err != nil {
+			return Result{}, err
+		}
+		data, _ := event.Encode(env, 0)
+		msgs[i] = &nats.Msg{Subject: env.Type, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{env.ID}}}
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, bus.EventsStream, jetstream.ConsumerConfig{
+		Durable: "BENCH_CEILING", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 10000,
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	var acked atomic.Int64
+	done := make(chan struct{})
+	start := time.Now()
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		_ = m.Ack()
+		if acked.Add(1) == int64(o.Events) {
+			close(done)
+		}
+	}, jetstream.PullMaxMessages(1000))
+	if err != nil {
+		return Result{}, err
+	}
+	defer cc.Stop()
+	for _, m := range msgs {
+		if _, err := js.PublishMsgAsync(m); err != nil {
+			return Result{}, err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	return finish("ceiling", o.Events, time.Since(start)), nil
+}
+
+// pathApp assembles the real service (analytics only) in dir, with a wrapper
+// that observes each ANALYTICS_INGEST_CONSUMER handling.
+func pathApp(ctx context.Context, dir string, o Options, observe func(event.Envelope)) (*app.App, error) {
+	cfg := config.Default()
+	cfg.DataDir, cfg.NATS.ListenAddr, cfg.NATS.Sync, cfg.HTTPAddr = dir, "", o.Sync, "127.0.0.1:0"
+	cfg.Modules = []string{"analytics"}
+	a, err := app.New(ctx, cfg, quiet(), app.WithHandlerWrapper(func(name string, h bus.Handler) bus.Handler {
+		if name != analytics.ConsumerName {
+			return h
+		}
+		return func(ctx context.Context, ev event.Envelope) error {
+			err := h(ctx, ev)
+			if err == nil {
+				observe(ev)
+			}
+			return err
+		}
+	}))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.DB().Writer().ExecContext(ctx,
+		`CREATE TABLE IF NOT EXISTS bench_items (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, email TEXT NOT NULL, created_at BIGINT NOT NULL)`); err != nil {
+		return nil, err
+	}
+	if err := a.Start(ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// change is one state change with its event: a row and a contact.created.
+func change(ctx context.Context, tx *sql.Tx, emit outbox.Emit) (event.Envelope, error) {
+	env, err := sampleEvent("bench")
+	if err != nil {
+		return env, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO bench_items (id, tenant_id, email, created_at) VALUES ($1, $2, $3, $4)`,
+		env.ID, env.TenantID, "jane.doe@example.edu", time.Now().UnixMilli()); err != nil {
+		return env, err
+	}
+	return env, emit(env)
+}
+
+// Pipeline measures our full path: Writers goroutines commit state changes
+// with their events, Batch per transaction, through the outbox; the relay
+// publishes them; ANALYTICS_INGEST_CONSUMER stores each. Elapsed runs from
+// the first commit to the last event stored.
+func Pipeline(ctx context.Context, dir string, o Options) (Result, error) {
+	var handled atomic.Int64
+	done := make(chan struct{})
+	a, err := pathApp(ctx, dir, o, func(event.Envelope) {
+		if handled.Add(1) == int64(o.Events) {
+			close(done)
+		}
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	defer shutdown(a)
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, o.Writers)
+	progress := time.NewTicker(5 * time.Second)
+	defer progress.Stop()
+	for range o.Writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				first := next.Add(int64(o.Batch)) - int64(o.Batch)
+				if first >= int64(o.Events) {
+					return
+				}
+				n := min(int64(o.Batch), int64(o.Events)-first)
+				err := a.Outbox().InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+					for range n {
+						if _, err := change(ctx, tx, emit); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for {
+		select {
+		case <-done:
+			wg.Wait()
+			return finish("pipeline", o.Events, time.Since(start)), nil
+		case err := <-errs:
+			return Result{}, err
+		case <-progress.C:
+			fmt.Fprintf(o.Out, "  ... %d of %d events stored (%.0f/s)\n", handled.Load(), o.Events,
+				float64(handled.Load())/time.Since(start).Seconds())
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+	}
+}
+
+// Latency commits one event per transaction at a steady Rate for Duration
+// and measures, per event, the time from its commit returning to the
+// analytics consumer finishing with it (just before the ack).
+func Latency(ctx context.Context, dir string, o Options) (Result, error) {
+	var commits sync.Map
+	var mu sync.Mutex
+	var lat []time.Duration
+	a, err := pathApp(ctx, dir, o, func(ev event.Envelope) {
+		if t, ok := commits.Load(ev.ID); ok {
+			d := time.Since(t.(time.Time))
+			mu.Lock()
+			lat = append(lat, d)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	defer shutdown(a)
+	total := int(float64(o.Rate) * o.Duration.Seconds())
+	tick := time.NewTicker(time.Second / time.Duration(o.Rate))
+	defer tick.Stop()
+	start := time.Now()
+	for range total {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+		var id string
+		err := a.Outbox().InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+			env, err := change(ctx, tx, emit)
+			id = env.ID
+			return err
+		})
+		if err != nil {
+			return Result{}, err
+		}
+		commits.Store(id, time.Now())
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n := len(lat)
+		mu.Unlock()
+		if n >= total || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r := finish("latency", total, time.Since(start))
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		r.P50 = lat[len(lat)/2]
+		r.P99 = lat[len(lat)*99/100]
+	}
+	return r, nil
+}
+
+func shutdown(a *app.App) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = a.Shutdown(ctx)
+}
+
+func finish(name string, n int, elapsed time.Duration) Result {
+	return Result{Scenario: name, Events: n, Elapsed: elapsed, PerSecond: float64(n) / elapsed.Seconds(), PeakRSSMiB: PeakRSSMiB()}
+}
+
+// PeakRSSMiB reads the process's peak resident set size (VmHWM).
+func PeakRSSMiB() float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -1,0 +1,136 @@
+package event
+
+// SourcePipeline is the envelope source of events the pipeline module publishes.
+const SourcePipeline = "pipeline-service"
+
+// Pipeline subjects: the life of one outbound message, from queued to its
+// last provider status. All share the payload MessageData.
+const (
+	// PipelineMessageQueued announces a message accepted for sending; the pipeline's own sender consumes it.
+	PipelineMessageQueued = "pipeline.message.queued"
+	// PipelineMessageSent announces a message handed to its provider.
+	PipelineMessageSent = "pipeline.message.sent"
+	// PipelineMessageDelivered announces the provider's delivery confirmation.
+	PipelineMessageDelivered = "pipeline.message.delivered"
+	// PipelineMessageOpened announces an open (email pixel, WhatsApp read receipt).
+	PipelineMessageOpened = "pipeline.message.opened"
+	// PipelineMessageClicked announces a tracked link click, with its URL.
+	PipelineMessageClicked = "pipeline.message.clicked"
+	// PipelineMessageBounced announces that the recipient's server refused the message.
+	PipelineMessageBounced = "pipeline.message.bounced"
+	// PipelineMessageFailed announces a message that will not be sent: provider error, no consent, retries exhausted.
+	PipelineMessageFailed = "pipeline.message.failed"
+	// PipelineMessageComplained announces a spam complaint; the address must not be mailed again.
+	PipelineMessageComplained = "pipeline.message.complained"
+)
+
+// Message source types, carried in MessageData.SourceType: which module asked
+// for the message, so that module's tracking consumer can keep only its own.
+const (
+	// MessageSourceCampaign messages belong to a campaign; SourceID is the campaign id.
+	MessageSourceCampaign = "campaign"
+	// MessageSourceWorkflow messages were sent by a workflow node; SourceID is the workflow id.
+	MessageSourceWorkflow = "workflow"
+	// MessageSourceSequence messages were sent by a sequence step; SourceID is the sequence id.
+	MessageSourceSequence = "sequence"
+	// MessageSourceInbox messages are agents' replies; SourceID is the thread id.
+	MessageSourceInbox = "inbox"
+)
+
+// Bounce types, carried in BounceType fields.
+const (
+	// BounceHard is permanent (unknown address): the address must be suppressed.
+	BounceHard = "hard"
+	// BounceSoft is temporary (mailbox full): the address may be retried later.
+	BounceSoft = "soft"
+)
+
+func init() {
+	register(PipelineMessageQueued, func() Payload { return &PipelineMessageQueuedData{} })
+	register(PipelineMessageSent, func() Payload { return &PipelineMessageSentData{} })
+	register(PipelineMessageDelivered, func() Payload { return &PipelineMessageDeliveredData{} })
+	register(PipelineMessageOpened, func() Payload { return &PipelineMessageOpenedData{} })
+	register(PipelineMessageClicked, func() Payload { return &PipelineMessageClickedData{} })
+	register(PipelineMessageBounced, func() Payload { return &PipelineMessageBouncedData{} })
+	register(PipelineMessageFailed, func() Payload { return &PipelineMessageFailedData{} })
+	register(PipelineMessageComplained, func() Payload { return &PipelineMessageComplainedData{} })
+}
+
+// MessageData is one outbound message at one step of its life. The first
+// eight fields are the specification's pipeline.message.sent example; the
+// rest are set only where they apply.
+type MessageData struct {
+	// MessageID is our id for the message, stable from queued to the last status.
+	MessageID string `json:"messageId"`
+	// Channel is the channel the message travels on.
+	Channel string `json:"channel"`
+	// ContactID is the recipient contact.
+	ContactID string `json:"contactId"`
+	// RecipientAddress is the email address or E.164 number sent to.
+	RecipientAddress string `json:"recipientAddress"`
+	// SourceType is the requesting module, one of the MessageSource constants.
+	SourceType string `json:"sourceType"`
+	// SourceID is the campaign, workflow, sequence or thread the message belongs to.
+	SourceID string `json:"sourceId"`
+	// TemplateID is the template rendered, when one was (agents' replies have none).
+	TemplateID string `json:"templateId,omitempty"`
+	// ExternalID is the provider's id for the message, known from sent on;
+	// provider webhooks are matched to messages by it.
+	ExternalID string `json:"externalId,omitempty"`
+	// RunID is the workflow run or sequence enrollment that sent the message, if any.
+	RunID string `json:"runId,omitempty"`
+	// Subject is the email subject line, so the inbox can thread replies.
+	Subject string `json:"subject,omitempty"`
+	// OccurredAt is when the provider says the status happened (an open, a
+	// delivery); zero when it is the envelope's timestamp.
+	OccurredAt Time `json:"occurredAt,omitzero"`
+	// Reason is a human-readable cause, on bounced, failed and complained.
+	Reason string `json:"reason,omitempty"`
+	// ErrorCode is the provider's or our machine-readable error code, on bounced and failed.
+	ErrorCode string `json:"errorCode,omitempty"`
+	// URL is the link clicked, on clicked.
+	URL string `json:"url,omitempty"`
+	// BounceType is BounceHard or BounceSoft, on bounced.
+	BounceType string `json:"bounceType,omitempty"`
+}
+
+// Validate requires messageId, a valid channel, contactId, recipientAddress,
+// sourceType and sourceId.
+func (d MessageData) Validate() error {
+	var c checker
+	d.check(&c)
+	return c.err()
+}
+
+func (d MessageData) check(c *checker) {
+	c.str("messageId", d.MessageID)
+	c.channel("channel", d.Channel)
+	c.str("contactId", d.ContactID)
+	c.str("recipientAddress", d.RecipientAddress)
+	c.str("sourceType", d.SourceType)
+	c.str("sourceId", d.SourceID)
+}
+
+// PipelineMessageQueuedData is the payload of pipeline.message.queued.
+type PipelineMessageQueuedData = MessageData
+
+// PipelineMessageSentData is the payload of pipeline.message.sent.
+type PipelineMessageSentData = MessageData
+
+// PipelineMessageDeliveredData is the payload of pipeline.message.delivered.
+type PipelineMessageDeliveredData = MessageData
+
+// PipelineMessageOpenedData is the payload of pipeline.message.opened.
+type PipelineMessageOpenedData = MessageData
+
+// PipelineMessageClickedData is the payload of pipeline.message.clicked; URL is set.
+type PipelineMessageClickedData = MessageData
+
+// PipelineMessageBouncedData is the payload of pipeline.message.bounced; BounceType and Reason are set.
+type PipelineMessageBouncedData = MessageData
+
+// PipelineMessageFailedData is the payload of pipeline.message.failed; Reason and ErrorCode are set.
+type PipelineMessageFailedData = MessageData
+
+// PipelineMessageComplainedData is the payload of pipeline.message.complained.
+type PipelineMessageComplainedData = MessageData
