@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/bench"
@@ -29,6 +30,7 @@ directory, and prints figures (nothing is asserted):
 	fs.IntVar(&o.Rate, "rate", 1000, "events per second (latency)")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to run (latency)")
 	dir := fs.String("dir", "", "work directory (default: a new temporary directory, removed afterwards)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the scenario to this file (go tool pprof)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -57,6 +59,17 @@ directory, and prints figures (nothing is asserted):
 		defer os.RemoveAll(work)
 	}
 	fmt.Fprintf(cio.out, "running %s (sync %s) in %s\n", pos[0], o.Sync, work)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	r, err := run(ctx, work, o)
 	if err != nil {
 		return err

@@ -1,0 +1,215 @@
+package config
+
+import (
+	"io"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration. The yaml tags are the keys in the
+// config file; variables and flags are derived from them (see Settings).
+type Config struct {
+	DataDir         string        `yaml:"data-dir" help:"directory for the embedded database, bus storage and analytics"`
+	HTTPAddr        string        `yaml:"http-addr" help:"HTTP listen address, host:port"`
+	DatabaseURL     string        `yaml:"database-url" help:"postgres://user:pass@host:5432/db for PostgreSQL; empty for SQLite in the data directory"`
+	Modules         []string      `yaml:"modules" help:"comma-separated modules this instance runs, or all"`
+	ShutdownTimeout time.Duration `yaml:"shutdown-timeout" help:"how long a graceful shutdown may take before work is abandoned"`
+
+	Log      LogConfig      `yaml:"log"`
+	NATS     NATSConfig     `yaml:"nats"`
+	Consumer ConsumerConfig `yaml:"consumer"`
+	Outbox   OutboxConfig   `yaml:"outbox"`
+	Events   EventsConfig   `yaml:"events"`
+}
+
+// LogConfig says how the process logs.
+type LogConfig struct {
+	Level  string `yaml:"level" help:"log level: debug, info, warn or error"`
+	Format string `yaml:"format" help:"log format: json or text"`
+}
+
+// NATSConfig is the bus: the embedded server or an external cluster, and
+// the streams' limits.
+type NATSConfig struct {
+	URL             string        `yaml:"url" help:"NATS server URLs, comma-separated; empty runs the embedded server"`
+	ListenAddr      string        `yaml:"listen-addr" help:"loopback address where the embedded server also listens for the nats CLI and other subcommands; off (or empty) turns it off"`
+	Replicas        int           `yaml:"replicas" help:"stream replicas: 1 for the embedded server or a single node, 3 in a cluster"`
+	MaxAge          time.Duration `yaml:"max-age" help:"how long the event stream keeps events"`
+	MaxBytes        ByteSize      `yaml:"max-bytes" help:"size limit of the event stream, e.g. 10GiB"`
+	DuplicateWindow time.Duration `yaml:"duplicate-window" help:"window in which a re-published event id is dropped as a duplicate"`
+	DLQMaxAge       time.Duration `yaml:"dlq-max-age" help:"how long dead-lettered events are kept"`
+	Sync            string        `yaml:"sync" help:"embedded server fsync policy: an interval such as 1s, or always"`
+}
+
+// ConsumerConfig is how every durable consumer delivers and retries.
+type ConsumerConfig struct {
+	MaxDeliver      int             `yaml:"max-deliver" help:"deliveries of one event before it is dead-lettered"`
+	AckWait         time.Duration   `yaml:"ack-wait" help:"time a handler has before the event is redelivered"`
+	Backoff         []time.Duration `yaml:"backoff" help:"comma-separated delays before each retry, e.g. 1s,5s,30s"`
+	Concurrency     int             `yaml:"concurrency" help:"events one consumer handles at once"`
+	LagPollInterval time.Duration   `yaml:"lag-poll-interval" help:"how often consumer lag is sampled for the consumer_lag metric"`
+}
+
+// OutboxConfig is the transactional outbox relay.
+type OutboxConfig struct {
+	BatchSize  int           `yaml:"batch-size" help:"outbox rows published per batch"`
+	Retention  time.Duration `yaml:"retention" help:"how long published rows are kept for republishing after an unclean shutdown"`
+	SafetyPoll time.Duration `yaml:"safety-poll" help:"how often the relay looks for rows without being woken"`
+}
+
+// EventsConfig limits events.
+type EventsConfig struct {
+	MaxSize ByteSize `yaml:"max-size" help:"largest encoded event, envelope included"`
+}
+
+// SyncAlways is the value of nats.sync that fsyncs every write.
+const SyncAlways = "always"
+
+// modules are the module names --modules accepts, in start order.
+var modules = []string{
+	"contacts", "segments", "templates", "campaigns", "pipeline",
+	"webhooks", "workflows", "sequences", "inbox", "analytics",
+}
+
+// AllModules returns every module name.
+func AllModules() []string { return slices.Clone(modules) }
+
+// Default returns the configuration before any file, variable or flag.
+func Default() Config {
+	return Config{
+		DataDir:         "./data",
+		HTTPAddr:        ":8080",
+		Modules:         AllModules(),
+		ShutdownTimeout: 10 * time.Second,
+		Log:             LogConfig{Level: "info", Format: "json"},
+		NATS: NATSConfig{
+			ListenAddr:      "127.0.0.1:4222",
+			Replicas:        1,
+			MaxAge:          7 * 24 * time.Hour,
+			MaxBytes:        10 * GiB,
+			DuplicateWindow: 2 * time.Minute,
+			DLQMaxAge:       30 * 24 * time.Hour,
+			// NATS's own default is 2 minutes, long enough to lose
+			// acknowledged writes on power loss; see DESIGN, Durability.
+			Sync: "1s",
+		},
+		Consumer: ConsumerConfig{
+			MaxDeliver:      3,
+			AckWait:         30 * time.Second,
+			Backoff:         []time.Duration{time.Second, 5 * time.Second, 30 * time.Second},
+			Concurrency:     64,
+			LagPollInterval: 5 * time.Second,
+		},
+		Outbox: OutboxConfig{
+			BatchSize:  500,
+			Retention:  10 * time.Minute,
+			SafetyPoll: time.Second,
+		},
+		Events: EventsConfig{MaxSize: 1 * MiB},
+	}
+}
+
+// ModuleEnabled reports whether this instance runs module name.
+func (c Config) ModuleEnabled(name string) bool {
+	return slices.Contains(c.Modules, name) || slices.Contains(c.Modules, "all")
+}
+
+// Embedded reports whether the process runs its own NATS server.
+func (n NATSConfig) Embedded() bool { return strings.TrimSpace(n.URL) == "" }
+
+// SyncAlways reports whether the embedded server fsyncs every write.
+func (n NATSConfig) SyncAlways() bool {
+	return strings.EqualFold(strings.TrimSpace(n.Sync), SyncAlways)
+}
+
+// SyncInterval returns the embedded server's fsync interval, or 0 when it
+// syncs always (or Sync is invalid, which Validate reports).
+func (n NATSConfig) SyncInterval() time.Duration {
+	if n.SyncAlways() {
+		return 0
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(n.Sync))
+	if err != nil {
+		return 0
+	}
+	return d
+}
+
+// SlogLevel returns Level as a slog.Level (info when invalid, which
+// Validate reports).
+func (l LogConfig) SlogLevel() slog.Level {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(strings.TrimSpace(l.Level))); err != nil {
+		return slog.LevelInfo
+	}
+	return lv
+}
+
+// Handler returns a slog handler writing to w in Format at Level.
+func (l LogConfig) Handler(w io.Writer) slog.Handler {
+	opts := &slog.HandlerOptions{Level: l.SlogLevel()}
+	if strings.EqualFold(strings.TrimSpace(l.Format), "text") {
+		return slog.NewTextHandler(w, opts)
+	}
+	return slog.NewJSONHandler(w, opts)
+}
+
+// Redacted returns c with passwords in URLs masked, for logging.
+func (c Config) Redacted() Config {
+	c.Modules = slices.Clone(c.Modules)
+	c.Consumer.Backoff = slices.Clone(c.Consumer.Backoff)
+	c.DatabaseURL = redactURL(c.DatabaseURL)
+	urls := strings.Split(c.NATS.URL, ",")
+	for i, u := range urls {
+		urls[i] = redactURL(strings.TrimSpace(u))
+	}
+	c.NATS.URL = strings.Join(urls, ",")
+	return c
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// normalize expands "all" in Modules and drops duplicates, keeping the
+// canonical module order so start-up order does not depend on how the list
+// was written; and reads "off" in nats.listen-addr.
+func (c *Config) normalize() {
+	want := map[string]bool{}
+	var unknown []string
+	for _, m := range c.Modules {
+		m = strings.ToLower(strings.TrimSpace(m))
+		switch {
+		case m == "all":
+			for _, k := range modules {
+				want[k] = true
+			}
+		case slices.Contains(modules, m):
+			want[m] = true
+		case m != "" && !slices.Contains(unknown, m):
+			unknown = append(unknown, m) // kept so that Validate names it
+		}
+	}
+	out := []string{}
+	for _, m := range modules {
+		if want[m] {
+			out = append(out, m)
+		}
+	}
+	c.Modules = append(out, unknown...)
+	// An empty variable counts as unset, so "off" is how ALUM_NATS_LISTEN_ADDR
+	// turns the listener off.
+	if strings.EqualFold(strings.TrimSpace(c.NATS.ListenAddr), "off") {
+		c.NATS.ListenAddr = ""
+	}
+}

@@ -1,0 +1,185 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxEventSize is NATS's hard ceiling on a message payload.
+const maxEventSize = 64 * MiB
+
+// Validate checks c and returns every problem joined, each naming the
+// setting and saying what to write instead.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data-dir is empty; name a directory such as ./data")
+	}
+	if err := checkHostPort(c.HTTPAddr); err != nil {
+		bad("http-addr %q: %v; use host:port such as :8080 or 127.0.0.1:8080", c.HTTPAddr, err)
+	}
+	if u := strings.TrimSpace(c.DatabaseURL); u != "" && !hasAnyPrefix(u, "postgres://", "postgresql://", "sqlite:") {
+		bad("database-url %q: use postgres://user:pass@host:5432/db, sqlite:/path/to/file.db, or leave it empty for SQLite in the data directory", redactURL(u))
+	}
+	if len(c.Modules) == 0 {
+		bad("modules is empty; name at least one of %s, or all", strings.Join(modules, ", "))
+	}
+	for _, m := range c.Modules {
+		if m != "all" && !slices.Contains(modules, m) {
+			bad("modules: %q is not a module; choose from %s, or all", m, strings.Join(modules, ", "))
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown-timeout %s must be positive, such as 10s", formatDuration(c.ShutdownTimeout))
+	}
+
+	if _, ok := logLevels[strings.ToLower(strings.TrimSpace(c.Log.Level))]; !ok {
+		bad("log.level %q: use debug, info, warn or error", c.Log.Level)
+	}
+	if f := strings.ToLower(strings.TrimSpace(c.Log.Format)); f != "json" && f != "text" {
+		bad("log.format %q: use json or text", c.Log.Format)
+	}
+
+	errs = append(errs, c.NATS.validate()...)
+	errs = append(errs, c.Consumer.validate()...)
+
+	if c.Outbox.BatchSize < 1 || c.Outbox.BatchSize > 10000 {
+		bad("outbox.batch-size %d: use 1 to 10000 (default 500)", c.Outbox.BatchSize)
+	}
+	if c.Outbox.Retention <= 0 {
+		bad("outbox.retention %s must be positive, such as 10m", formatDuration(c.Outbox.Retention))
+	} else if iv := c.NATS.SyncInterval(); c.NATS.Embedded() && iv > 0 && c.Outbox.Retention <= iv {
+		// Published rows are what gets republished after an unclean
+		// shutdown; they must outlive the window of writes NATS may lose.
+		bad("outbox.retention %s must be longer than nats.sync %s, so events not yet on disk in NATS can be republished after a crash; raise it or lower nats.sync",
+			formatDuration(c.Outbox.Retention), formatDuration(iv))
+	}
+	if c.Outbox.SafetyPoll <= 0 {
+		bad("outbox.safety-poll %s must be positive, such as 1s", formatDuration(c.Outbox.SafetyPoll))
+	}
+
+	if c.Events.MaxSize <= 0 || c.Events.MaxSize > maxEventSize {
+		bad("events.max-size %s: use a size from 1KiB to %s (default 1MiB; NATS refuses larger messages)", c.Events.MaxSize, ByteSize(maxEventSize))
+	}
+	return errors.Join(errs...)
+}
+
+var logLevels = map[string]bool{"debug": true, "info": true, "warn": true, "error": true}
+
+func (n NATSConfig) validate() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	for _, raw := range strings.Split(n.URL, ",") {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			continue
+		}
+		if !validNATSURL(raw) {
+			bad("nats.url %q: use nats://host:4222 (several separated by commas), or leave it empty to run the embedded server", redactURL(raw))
+		}
+	}
+	if n.ListenAddr != "" {
+		if err := checkHostPort(n.ListenAddr); err != nil {
+			bad("nats.listen-addr %q: %v; use host:port such as 127.0.0.1:4222, or empty to turn the listener off", n.ListenAddr, err)
+		}
+	}
+	switch {
+	case n.Replicas < 1 || n.Replicas > 5:
+		bad("nats.replicas %d: use 1 (embedded server or one node) up to 5; 3 is usual for a cluster", n.Replicas)
+	case n.Embedded() && n.Replicas != 1:
+		bad("nats.replicas %d needs a NATS cluster; the embedded server (nats.url empty) has one node, so use 1 or set nats.url", n.Replicas)
+	}
+	if n.MaxAge <= 0 {
+		bad("nats.max-age %s must be positive, such as 168h (7 days)", formatDuration(n.MaxAge))
+	}
+	if n.MaxBytes <= 0 {
+		bad("nats.max-bytes %s must be positive, such as 10GiB", n.MaxBytes)
+	}
+	if n.DuplicateWindow <= 0 {
+		bad("nats.duplicate-window %s must be positive, such as 2m", formatDuration(n.DuplicateWindow))
+	} else if n.MaxAge > 0 && n.DuplicateWindow > n.MaxAge {
+		bad("nats.duplicate-window %s is longer than nats.max-age %s; JetStream refuses that, so shorten it", formatDuration(n.DuplicateWindow), formatDuration(n.MaxAge))
+	}
+	if n.DLQMaxAge <= 0 {
+		bad("nats.dlq-max-age %s must be positive, such as 720h (30 days)", formatDuration(n.DLQMaxAge))
+	}
+	if !n.SyncAlways() {
+		if d, err := time.ParseDuration(strings.TrimSpace(n.Sync)); err != nil || d <= 0 {
+			bad("nats.sync %q: use a positive interval such as 1s, or always to fsync every write", n.Sync)
+		}
+	}
+	return errs
+}
+
+func (c ConsumerConfig) validate() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if c.MaxDeliver < 1 {
+		bad("consumer.max-deliver %d must be at least 1 (default 3)", c.MaxDeliver)
+	}
+	if c.AckWait <= 0 {
+		bad("consumer.ack-wait %s must be positive, such as 30s", formatDuration(c.AckWait))
+	}
+	for i, d := range c.Backoff {
+		if d <= 0 {
+			bad("consumer.backoff[%d] %s must be positive; write delays such as 1s,5s,30s", i, formatDuration(d))
+		}
+	}
+	if c.MaxDeliver > 1 && len(c.Backoff) < c.MaxDeliver-1 {
+		bad("consumer.backoff gives %d delay(s) but consumer.max-deliver %d needs at least %d, one before each retry; write them such as 1s,5s,30s",
+			len(c.Backoff), c.MaxDeliver, c.MaxDeliver-1)
+	}
+	if c.Concurrency < 1 {
+		bad("consumer.concurrency %d must be at least 1 (default 64)", c.Concurrency)
+	}
+	if c.LagPollInterval <= 0 {
+		bad("consumer.lag-poll-interval %s must be positive, such as 5s", formatDuration(c.LagPollInterval))
+	}
+	return errs
+}
+
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("not host:port")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+func validNATSURL(raw string) bool {
+	if !strings.Contains(raw, "://") {
+		// The client accepts host:port and adds nats://.
+		return checkHostPort(raw) == nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	switch u.Scheme {
+	case "nats", "tls", "ws", "wss":
+		return true
+	}
+	return false
+}
+
+func hasAnyPrefix(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}

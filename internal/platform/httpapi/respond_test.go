@@ -1,0 +1,160 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
+	"github.com/alumoutreach/alumoutreach/internal/platform/httpapi"
+	"github.com/alumoutreach/alumoutreach/internal/platform/store"
+)
+
+func TestWriteErrorMapping(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		err        error
+		wantStatus int
+		wantCode   string
+	}{
+		{"internal fault", fault.New(fault.Internal, "broken", "it broke"), http.StatusInternalServerError, "broken"},
+		{"invalid", fault.New(fault.Invalid, "invalid_email", "email must contain @"), http.StatusBadRequest, "invalid_email"},
+		{"not found", fault.New(fault.NotFound, "contact_not_found", "no contact c1"), http.StatusNotFound, "contact_not_found"},
+		{"conflict", fault.New(fault.Conflict, "duplicate_email", "email taken"), http.StatusConflict, "duplicate_email"},
+		{"unauthorized", fault.New(fault.Unauthorized, "invalid_api_key", "bad key"), http.StatusUnauthorized, "invalid_api_key"},
+		{"forbidden", fault.New(fault.Forbidden, "forbidden", "not yours"), http.StatusForbidden, "forbidden"},
+		{"too large", fault.New(fault.TooLarge, "import_too_large", "too many rows"), http.StatusRequestEntityTooLarge, "import_too_large"},
+		{"unavailable", fault.New(fault.Unavailable, "bus_down", "retry"), http.StatusServiceUnavailable, "bus_down"},
+		{"wrapped fault", fmt.Errorf("create contact: %w", fault.New(fault.Conflict, "duplicate_email", "email taken")), http.StatusConflict, "duplicate_email"},
+		{"store not found", fmt.Errorf("get: %w", store.ErrNotFound), http.StatusNotFound, "not_found"},
+		{"event too large", fmt.Errorf("publish: %w", event.ErrTooLarge), http.StatusRequestEntityTooLarge, "event_too_large"},
+		{"max bytes", &http.MaxBytesError{Limit: 10}, http.StatusRequestEntityTooLarge, "payload_too_large"},
+		{"deadline", context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout"},
+		{"plain error", errors.New("boom"), http.StatusInternalServerError, "internal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/x", nil)
+			r = r.WithContext(event.WithCorrelationID(r.Context(), "corr-1"))
+			w := httptest.NewRecorder()
+			httpapi.WriteError(w, r, tt.err)
+			if w.Code != tt.wantStatus {
+				t.Errorf("status = %d, want %d", w.Code, tt.wantStatus)
+			}
+			var eb httpapi.ErrorBody
+			if err := json.Unmarshal(w.Body.Bytes(), &eb); err != nil {
+				t.Fatalf("body %q: %v", w.Body.String(), err)
+			}
+			if eb.Error.Code != tt.wantCode || eb.Error.Message == "" || eb.Error.CorrelationID != "corr-1" {
+				t.Errorf("error = %+v, want code %q, a message and correlationId corr-1", eb.Error, tt.wantCode)
+			}
+			if tt.name == "plain error" && strings.Contains(w.Body.String(), "boom") {
+				t.Error("an internal error's text leaked to the client")
+			}
+		})
+	}
+}
+
+func TestParseLimit(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		query   string
+		want    int
+		wantErr bool
+	}{
+		{"", 50, false},
+		{"limit=1", 1, false},
+		{"limit=200", 200, false},
+		{"limit=0", 0, true},
+		{"limit=-3", 0, true},
+		{"limit=201", 0, true},
+		{"limit=ten", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/x?"+tt.query, nil)
+			got, err := httpapi.ParseLimit(r, 50, 200)
+			if tt.wantErr {
+				fe, ok := fault.As(err)
+				if !ok || fe.Kind != fault.Invalid || fe.Code != "invalid_limit" || !strings.Contains(fe.Message, "1 to 200") {
+					t.Fatalf("err = %v, want fault.Invalid invalid_limit naming the range", err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseLimit = %d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
+}
+
+type position struct {
+	CreatedAt int64  `json:"c"`
+	ID        string `json:"i"`
+}
+
+func TestCursorRoundTrip(t *testing.T) {
+	t.Parallel()
+	in := position{CreatedAt: 1700000000000, ID: "0190-abc"}
+	s := httpapi.EncodeCursor(in)
+	if strings.ContainsAny(s, "+/=") {
+		t.Errorf("cursor %q is not URL-safe", s)
+	}
+	var out position
+	if err := httpapi.DecodeCursor(s, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out != in {
+		t.Errorf("round trip = %+v, want %+v", out, in)
+	}
+}
+
+func TestDecodeCursorRejects(t *testing.T) {
+	t.Parallel()
+	tests := map[string]string{
+		"not base64":     "!!!",
+		"not JSON":       "bm90IGpzb24",                                // "not json"
+		"unknown fields": httpapi.EncodeCursor(map[string]int{"x": 1}), // not a position
+		"wrong type":     httpapi.EncodeCursor(map[string]string{"c": "yesterday"}),
+	}
+	for name, cursor := range tests {
+		t.Run(name, func(t *testing.T) {
+			var p position
+			err := httpapi.DecodeCursor(cursor, &p)
+			fe, ok := fault.As(err)
+			if !ok || fe.Kind != fault.Invalid || fe.Code != "invalid_cursor" {
+				t.Fatalf("err = %v, want fault.Invalid invalid_cursor", err)
+			}
+		})
+	}
+}
+
+func TestWritePage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		items []string
+		next  string
+		want  string
+	}{
+		{"middle page", []string{"a", "b"}, "abc", `{"data":["a","b"],"nextCursor":"abc"}`},
+		{"last page", []string{"c"}, "", `{"data":["c"]}`},
+		{"empty", nil, "", `{"data":[]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			httpapi.WritePage(w, tt.items, tt.next)
+			if got := strings.TrimSpace(w.Body.String()); got != tt.want || w.Code != http.StatusOK {
+				t.Errorf("WritePage = %d %s, want 200 %s", w.Code, got, tt.want)
+			}
+		})
+	}
+}
