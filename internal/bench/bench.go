@@ -153,17 +153,26 @@ func pathApp(ctx context.Context, dir string, o Options, observe func(event.Enve
 	return a, nil
 }
 
-// change is one state change with its event: a row and a contact.created.
-func change(ctx context.Context, tx *sql.Tx, emit outbox.Emit) (event.Envelope, error) {
-	env, err := sampleEvent("bench")
+// changes commits n state changes in tx as a well-written module does:
+// one prepared insert for the rows, and their events emitted together.
+func changes(ctx context.Context, tx *sql.Tx, emit outbox.Emit, n int) ([]event.Envelope, error) {
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO bench_items (id, tenant_id, email, created_at) VALUES ($1, $2, $3, $4)`)
 	if err != nil {
-		return env, err
+		return nil, err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO bench_items (id, tenant_id, email, created_at) VALUES ($1, $2, $3, $4)`,
-		env.ID, env.TenantID, "jane.doe@example.edu", time.Now().UnixMilli()); err != nil {
-		return env, err
+	defer stmt.Close()
+	envs := make([]event.Envelope, 0, n)
+	for range n {
+		env, err := sampleEvent("bench")
+		if err != nil {
+			return nil, err
+		}
+		if _, err := stmt.ExecContext(ctx, env.ID, env.TenantID, "jane.doe@example.edu", time.Now().UnixMilli()); err != nil {
+			return nil, err
+		}
+		envs = append(envs, env)
 	}
-	return env, emit(env)
+	return envs, emit(envs...)
 }
 
 // Pipeline measures our full path: Writers goroutines commit state changes
@@ -186,7 +195,7 @@ func Pipeline(ctx context.Context, dir string, o Options) (Result, error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, o.Writers)
-	progress := time.NewTicker(5 * time.Second)
+	progress := time.NewTicker(500 * time.Millisecond)
 	defer progress.Stop()
 	for range o.Writers {
 		wg.Add(1)
@@ -199,12 +208,8 @@ func Pipeline(ctx context.Context, dir string, o Options) (Result, error) {
 				}
 				n := min(int64(o.Batch), int64(o.Events)-first)
 				err := a.Outbox().InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
-					for range n {
-						if _, err := change(ctx, tx, emit); err != nil {
-							return err
-						}
-					}
-					return nil
+					_, err := changes(ctx, tx, emit, int(n))
+					return err
 				})
 				if err != nil {
 					errs <- err
@@ -221,8 +226,15 @@ func Pipeline(ctx context.Context, dir string, o Options) (Result, error) {
 		case err := <-errs:
 			return Result{}, err
 		case <-progress.C:
-			fmt.Fprintf(o.Out, "  ... %d of %d events stored (%.0f/s)\n", handled.Load(), o.Events,
+			line := fmt.Sprintf("  ... %d of %d events stored (%.0f/s)", handled.Load(), o.Events,
 				float64(handled.Load())/time.Since(start).Seconds())
+			if cons, err := a.Bus().JetStream().Consumer(ctx, bus.EventsStream, analytics.ConsumerName); err == nil {
+				if ci, err := cons.Info(ctx); err == nil {
+					line += fmt.Sprintf("; stream has %d, consumer pending %d, unacked %d, redelivered %d, waiting pulls %d",
+						ci.Delivered.Stream+ci.NumPending, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting)
+				}
+			}
+			fmt.Fprintln(o.Out, line)
 		case <-ctx.Done():
 			return Result{}, ctx.Err()
 		}
@@ -260,8 +272,10 @@ func Latency(ctx context.Context, dir string, o Options) (Result, error) {
 		}
 		var id string
 		err := a.Outbox().InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
-			env, err := change(ctx, tx, emit)
-			id = env.ID
+			envs, err := changes(ctx, tx, emit, 1)
+			if err == nil {
+				id = envs[0].ID
+			}
 			return err
 		})
 		if err != nil {

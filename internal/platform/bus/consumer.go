@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -94,9 +95,12 @@ type Consumer struct {
 	opts     ConsumerOptions
 	log      *slog.Logger
 	main     jetstream.Consumer
-	contexts []jetstream.ConsumeContext
-	sem      chan struct{}
-	inflight sync.WaitGroup
+	work     chan jetstream.Msg
+	workers  sync.WaitGroup
+	loops    sync.WaitGroup
+	inflight atomic.Int64
+	freed    chan struct{}
+	stopping chan struct{}
 	baseCtx  context.Context
 	cancel   context.CancelFunc
 	stopOnce sync.Once
@@ -114,7 +118,7 @@ func (b *Bus) StartConsumer(ctx context.Context, o ConsumerOptions) (*Consumer, 
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxDeliver:    o.MaxDeliver,
 		AckWait:       o.AckWait,
-		MaxAckPending: max(1000, 4*o.Concurrency),
+		MaxAckPending: maxAckPending(o.Concurrency),
 		Replicas:      b.cfg.Replicas,
 	}
 	switch len(o.Filters) {
@@ -138,40 +142,83 @@ func (b *Bus) StartConsumer(ctx context.Context, o ConsumerOptions) (*Consumer, 
 	}
 	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c := &Consumer{
-		bus: b, opts: o, main: main, sem: make(chan struct{}, o.Concurrency),
-		log: b.log.With("consumer", o.Name), baseCtx: base, cancel: cancel,
+		bus: b, opts: o, main: main,
+		// Room for every message the server may have outstanding on both
+		// durables, so dispatch never blocks (see dispatch).
+		work: make(chan jetstream.Msg, 2*maxAckPending(o.Concurrency)),
+		log:  b.log.With("consumer", o.Name), baseCtx: base, cancel: cancel,
+		freed: make(chan struct{}, 1), stopping: make(chan struct{}),
+	}
+	for range o.Concurrency {
+		c.workers.Add(1)
+		go func() {
+			defer c.workers.Done()
+			for msg := range c.work {
+				c.handle(msg)
+				if c.inflight.Add(-1) < int64(maxAckPending(c.opts.Concurrency))/2 {
+					select {
+					case c.freed <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
 	}
 	for _, jc := range []jetstream.Consumer{main, replay} {
-		cc, err := jc.Consume(c.dispatch,
-			jetstream.PullMaxMessages(o.Concurrency),
-			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-				if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-					c.log.Debug("consume", "err", err)
-				}
-			}))
-		if err != nil {
-			c.Stop(context.Background())
-			return nil, fmt.Errorf("consume %s: %w", o.Name, err)
-		}
-		c.contexts = append(c.contexts, cc)
+		c.loops.Add(1)
+		go c.fetchLoop(jc)
 	}
 	go c.pollLag()
 	return c, nil
 }
 
-// dispatch runs in the client's delivery goroutine: it blocks while all
-// workers are busy, which is the backpressure that keeps buffered (and thus
-// AckWait-ticking) messages to a minimum.
-func (c *Consumer) dispatch(msg jetstream.Msg) {
-	c.sem <- struct{}{}
-	c.inflight.Add(1)
-	go func() {
-		defer func() {
-			<-c.sem
-			c.inflight.Done()
-		}()
-		c.handle(msg)
-	}()
+// maxAckPending bounds the messages the server hands out before acks come
+// back: enough to keep every worker busy, few enough that a queued message
+// waits far less than AckWait.
+func maxAckPending(concurrency int) int { return max(256, 2*concurrency) }
+
+// fetchWait bounds one pull request. A pull the server no longer holds
+// (measured under load with the client library's Consume: the client then
+// waits for a missed heartbeat) costs at most this long.
+const fetchWait = time.Second
+
+// fetchLoop pulls as many messages as there is room for in this process
+// (at most MaxAckPending in flight) and hands each to the workers as it
+// arrives. One request at a time keeps the accounting on our side.
+func (c *Consumer) fetchLoop(jc jetstream.Consumer) {
+	defer c.loops.Done()
+	limit := int64(maxAckPending(c.opts.Concurrency))
+	for {
+		select {
+		case <-c.stopping:
+			return
+		default:
+		}
+		free := limit - c.inflight.Load()
+		if free < limit/4 {
+			select {
+			case <-c.stopping:
+				return
+			case <-c.freed:
+			case <-time.After(fetchWait):
+			}
+			continue
+		}
+		batch, err := jc.Fetch(int(free), jetstream.FetchMaxWait(fetchWait))
+		if err != nil {
+			c.log.Debug("fetch failed; retrying", "err", err)
+			select {
+			case <-c.stopping:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		for msg := range batch.Messages() {
+			c.inflight.Add(1)
+			c.work <- msg
+		}
+	}
 }
 
 type progressKey struct{}
@@ -308,17 +355,11 @@ func (c *Consumer) Name() string { return c.opts.Name }
 func (c *Consumer) Stop(ctx context.Context) error {
 	var err error
 	c.stopOnce.Do(func() {
-		for _, cc := range c.contexts {
-			cc.Drain()
-		}
-		for _, cc := range c.contexts {
-			select {
-			case <-cc.Closed():
-			case <-ctx.Done():
-			}
-		}
+		close(c.stopping)
+		c.loops.Wait()
+		close(c.work)
 		done := make(chan struct{})
-		go func() { c.inflight.Wait(); close(done) }()
+		go func() { c.workers.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-ctx.Done():

@@ -6,6 +6,8 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/event"
@@ -66,15 +68,23 @@ func (o *Outbox) Write(ctx context.Context, tx *sql.Tx, envs ...event.Envelope) 
 		return nil
 	}
 	now := time.Now().UnixMilli()
-	for _, env := range envs {
-		data, err := event.Encode(env, o.maxSize)
-		if err != nil {
-			return err
+	args := make([]any, 0, 4*min(len(envs), rowsPerInsert))
+	for len(envs) > 0 {
+		chunk := envs[:min(len(envs), rowsPerInsert)]
+		envs = envs[len(chunk):]
+		args = args[:0]
+		for _, env := range chunk {
+			data, err := event.Encode(env, o.maxSize)
+			if err != nil {
+				return err
+			}
+			args = append(args, env.ID, env.Type, data, now)
 		}
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO outbox (event_id, subject, payload, created_at) VALUES ($1, $2, $3, $4)`,
-			env.ID, env.Type, data, now); err != nil {
-			return fmt.Errorf("write %s event to outbox: %w", env.Type, err)
+		// One multi-row statement per chunk: preparing a statement costs
+		// more than inserting a row, so imports and fan-outs that emit many
+		// events pay it once.
+		if _, err := tx.ExecContext(ctx, insertSQL(len(chunk)), args...); err != nil {
+			return fmt.Errorf("write %d events to outbox: %w", len(chunk), err)
 		}
 	}
 	if o.db.Kind() == store.Postgres {
@@ -83,6 +93,30 @@ func (o *Outbox) Write(ctx context.Context, tx *sql.Tx, envs ...event.Envelope) 
 		}
 	}
 	return nil
+}
+
+// rowsPerInsert keeps a statement's parameters (4 a row) well below both
+// engines' limits.
+const rowsPerInsert = 250
+
+var insertSQLs sync.Map // rows -> statement text
+
+func insertSQL(rows int) string {
+	if s, ok := insertSQLs.Load(rows); ok {
+		return s.(string)
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO outbox (event_id, subject, payload, created_at) VALUES `)
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		n := 4 * i
+		fmt.Fprintf(&b, "($%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4)
+	}
+	s := b.String()
+	insertSQLs.Store(rows, s)
+	return s
 }
 
 // Notify wakes the relay; cheap and safe to call any time.

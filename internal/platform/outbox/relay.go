@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -222,19 +220,23 @@ func (r *Relay) flush(ctx context.Context) (int, error) {
 }
 
 func (r *Relay) markPublished(ctx context.Context, seqs []int64) error {
-	var q strings.Builder
-	q.WriteString(`UPDATE outbox SET published_at = $1 WHERE seq IN (`)
-	args := make([]any, 0, len(seqs)+1)
-	args = append(args, time.Now().UnixMilli())
-	for i, s := range seqs {
-		if i > 0 {
-			q.WriteByte(',')
-		}
-		q.WriteString("$" + strconv.Itoa(i+2))
-		args = append(args, s)
+	now := time.Now().UnixMilli()
+	var err error
+	if r.ob.db.Kind() == store.SQLite {
+		// SQLite has one writer: seqs are assigned and committed in the same
+		// order, so every unpublished row between the first and last seq read
+		// is one the relay just published. A range is far cheaper to run than
+		// a 500-element IN list is to parse.
+		_, err = r.ob.db.Writer().ExecContext(ctx,
+			`UPDATE outbox SET published_at = $1 WHERE seq BETWEEN $2 AND $3 AND published_at IS NULL`,
+			now, seqs[0], seqs[len(seqs)-1])
+	} else {
+		// On PostgreSQL a transaction may commit a lower seq after a higher
+		// one was read, so only the rows published are named.
+		_, err = r.ob.db.Writer().ExecContext(ctx,
+			`UPDATE outbox SET published_at = $1 WHERE seq = ANY($2)`, now, seqs)
 	}
-	q.WriteByte(')')
-	if _, err := r.ob.db.Writer().ExecContext(ctx, q.String(), args...); err != nil {
+	if err != nil {
 		return fmt.Errorf("mark outbox rows published: %w", err)
 	}
 	return nil

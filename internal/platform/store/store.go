@@ -78,7 +78,7 @@ func openSQLite(ctx context.Context, path string, readConns int) (*DB, error) {
 		}
 	}
 	params := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(ON)", "cache_size(-32000)"} {
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(ON)", "cache_size(-8000)"} {
 		params.Add("_pragma", p)
 	}
 	base := "file:" + path + "?"
