@@ -89,13 +89,28 @@ func NewID() string {
 	return uuid.Must(uuid.NewV7()).String()
 }
 
-// New builds an envelope for subject with data as its payload. Correlation
-// and causation ids come from ctx (see WithCorrelationID and WithCause); when
-// ctx carries no correlation id the event starts a new correlation.
+// New builds an envelope for subject with data as its payload, refusing a
+// subject outside the contract and a payload that fails its checks: this is
+// where payloads are validated on the way out (Encode checks the envelope).
+// Correlation and causation ids come from ctx (see WithCorrelationID and
+// WithCause); when ctx carries no correlation id the event starts a new
+// correlation.
 func New(ctx context.Context, subject, source, tenantID string, data any) (Envelope, error) {
+	if !Known(subject) {
+		return Envelope{}, fmt.Errorf("%w: unknown subject %q", ErrInvalid, subject)
+	}
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return Envelope{}, fmt.Errorf("encode %s payload: %w", subject, err)
+	}
+	// A typed payload checks itself; anything else (a map, raw JSON) is
+	// decoded into the subject's type and checked there.
+	if p, ok := data.(Payload); ok {
+		if err := p.Validate(); err != nil {
+			return Envelope{}, fmt.Errorf("%w: %s payload: %v", ErrInvalid, subject, err)
+		}
+	} else if err := validatePayload(subject, raw); err != nil {
+		return Envelope{}, err
 	}
 	id := NewID()
 	correlation := CorrelationID(ctx)
@@ -115,10 +130,12 @@ func New(ctx context.Context, subject, source, tenantID string, data any) (Envel
 	}, nil
 }
 
-// Encode validates env and returns its JSON encoding, refusing encodings
-// larger than maxSize bytes (DefaultMaxSize when maxSize <= 0).
+// Encode checks env's envelope and returns its JSON encoding, refusing
+// encodings larger than maxSize bytes (DefaultMaxSize when maxSize <= 0).
+// The payload was checked by New; an envelope assembled by hand should be
+// checked with Validate first.
 func Encode(env Envelope, maxSize int) ([]byte, error) {
-	if err := env.Validate(); err != nil {
+	if err := env.validateEnvelope(); err != nil {
 		return nil, err
 	}
 	b, err := json.Marshal(env)
@@ -135,14 +152,17 @@ func Encode(env Envelope, maxSize int) ([]byte, error) {
 	return b, nil
 }
 
-// Decode parses and validates an encoded envelope. Errors wrap ErrInvalid or
+// Decode parses an encoded envelope and checks its fields, version and
+// subject. The payload is checked when a consumer reads it (DecodeData), so
+// a consumer that only stores or forwards events does not pay for decoding
+// payloads it never looks at. Errors wrap ErrInvalid or
 // ErrUnsupportedVersion, both of which are permanent.
 func Decode(b []byte) (Envelope, error) {
 	var env Envelope
 	if err := json.Unmarshal(b, &env); err != nil {
 		return Envelope{}, fmt.Errorf("%w: not a JSON envelope: %v", ErrInvalid, err)
 	}
-	if err := env.Validate(); err != nil {
+	if err := env.validateEnvelope(); err != nil {
 		return Envelope{}, err
 	}
 	return env, nil
@@ -151,6 +171,14 @@ func Decode(b []byte) (Envelope, error) {
 // Validate checks the envelope's required fields, its version, and that its
 // payload decodes into the subject's payload type and passes its checks.
 func (e Envelope) Validate() error {
+	if err := e.validateEnvelope(); err != nil {
+		return err
+	}
+	return validatePayload(e.Type, e.Data)
+}
+
+// validateEnvelope checks everything but the payload's content.
+func (e Envelope) validateEnvelope() error {
 	var missing []string
 	for _, f := range []struct{ name, value string }{
 		{"id", e.ID}, {"type", e.Type}, {"version", e.Version}, {"source", e.Source},
@@ -163,7 +191,7 @@ func (e Envelope) Validate() error {
 	if e.Timestamp.IsZero() {
 		missing = append(missing, "timestamp")
 	}
-	if len(e.Data) == 0 {
+	if len(e.Data) == 0 || string(e.Data) == "null" {
 		missing = append(missing, "data")
 	}
 	if len(missing) > 0 {
@@ -172,7 +200,10 @@ func (e Envelope) Validate() error {
 	if err := CheckVersion(e.Version); err != nil {
 		return err
 	}
-	return validatePayload(e.Type, e.Data)
+	if !Known(e.Type) {
+		return fmt.Errorf("%w: unknown subject %q", ErrInvalid, e.Type)
+	}
+	return nil
 }
 
 // CheckVersion applies the version rule: an event is readable when its major
@@ -203,11 +234,21 @@ func parseVersion(v string) (major, minor int, ok bool) {
 	return major, minor, true
 }
 
-// DecodeData unmarshals the envelope's payload into T.
+// DecodeData unmarshals the envelope's payload into T and, when T is a
+// payload type, runs its checks. Errors wrap ErrInvalid: permanent.
 func DecodeData[T any](e Envelope) (T, error) {
 	var v T
 	if err := json.Unmarshal(e.Data, &v); err != nil {
-		return v, fmt.Errorf("%w: %s payload: %v", ErrInvalid, e.Type, err)
+		return v, fmt.Errorf("%w: %s payload does not decode: %v", ErrInvalid, e.Type, err)
+	}
+	if p, ok := any(v).(Payload); ok {
+		if err := p.Validate(); err != nil {
+			return v, fmt.Errorf("%w: %s payload: %v", ErrInvalid, e.Type, err)
+		}
+	} else if p, ok := any(&v).(Payload); ok {
+		if err := p.Validate(); err != nil {
+			return v, fmt.Errorf("%w: %s payload: %v", ErrInvalid, e.Type, err)
+		}
 	}
 	return v, nil
 }

@@ -114,22 +114,26 @@ func TestEnvelopeValidation(t *testing.T) {
 		mutate func(*event.Envelope)
 		want   error
 		detail string
+		// payload marks problems inside the payload: New refuses them on the
+		// way out and DecodeData on the way in, while Encode and Decode only
+		// check the envelope.
+		payload bool
 	}{
-		{"valid", func(*event.Envelope) {}, nil, ""},
-		{"missing id", func(e *event.Envelope) { e.ID = "" }, event.ErrInvalid, "envelope lacks id"},
-		{"missing type", func(e *event.Envelope) { e.Type = "" }, event.ErrInvalid, "envelope lacks type"},
-		{"missing version", func(e *event.Envelope) { e.Version = " " }, event.ErrInvalid, "envelope lacks version"},
-		{"missing source", func(e *event.Envelope) { e.Source = "" }, event.ErrInvalid, "envelope lacks source"},
-		{"missing tenantId", func(e *event.Envelope) { e.TenantID = "" }, event.ErrInvalid, "envelope lacks tenantId"},
-		{"missing correlationId", func(e *event.Envelope) { e.CorrelationID = "" }, event.ErrInvalid, "envelope lacks correlationId"},
-		{"missing timestamp", func(e *event.Envelope) { e.Timestamp = event.Time{} }, event.ErrInvalid, "envelope lacks timestamp"},
-		{"missing data", func(e *event.Envelope) { e.Data = nil }, event.ErrInvalid, "envelope lacks data"},
-		{"several missing", func(e *event.Envelope) { e.ID, e.TenantID = "", "" }, event.ErrInvalid, "envelope lacks id, tenantId"},
-		{"unknown subject", func(e *event.Envelope) { e.Type = "contact.exploded" }, event.ErrInvalid, `unknown subject "contact.exploded"`},
-		{"payload misses a field", func(e *event.Envelope) { e.Data = json.RawMessage(`{"contactId":"c1","version":2}`) }, event.ErrInvalid, "contact.tagged payload: tag is required"},
-		{"payload of the wrong shape", func(e *event.Envelope) { e.Data = json.RawMessage(`{"contactId":7}`) }, event.ErrInvalid, "contact.tagged payload does not decode"},
-		{"payload null", func(e *event.Envelope) { e.Data = json.RawMessage(`null`) }, event.ErrInvalid, "contactId, tag and version are required"},
-		{"future major version", func(e *event.Envelope) { e.Version = "2.0" }, event.ErrUnsupportedVersion, `version "2.0"`},
+		{"valid", func(*event.Envelope) {}, nil, "", false},
+		{"missing id", func(e *event.Envelope) { e.ID = "" }, event.ErrInvalid, "envelope lacks id", false},
+		{"missing type", func(e *event.Envelope) { e.Type = "" }, event.ErrInvalid, "envelope lacks type", false},
+		{"missing version", func(e *event.Envelope) { e.Version = " " }, event.ErrInvalid, "envelope lacks version", false},
+		{"missing source", func(e *event.Envelope) { e.Source = "" }, event.ErrInvalid, "envelope lacks source", false},
+		{"missing tenantId", func(e *event.Envelope) { e.TenantID = "" }, event.ErrInvalid, "envelope lacks tenantId", false},
+		{"missing correlationId", func(e *event.Envelope) { e.CorrelationID = "" }, event.ErrInvalid, "envelope lacks correlationId", false},
+		{"missing timestamp", func(e *event.Envelope) { e.Timestamp = event.Time{} }, event.ErrInvalid, "envelope lacks timestamp", false},
+		{"missing data", func(e *event.Envelope) { e.Data = nil }, event.ErrInvalid, "envelope lacks data", false},
+		{"several missing", func(e *event.Envelope) { e.ID, e.TenantID = "", "" }, event.ErrInvalid, "envelope lacks id, tenantId", false},
+		{"unknown subject", func(e *event.Envelope) { e.Type = "contact.exploded" }, event.ErrInvalid, `unknown subject "contact.exploded"`, false},
+		{"payload misses a field", func(e *event.Envelope) { e.Data = json.RawMessage(`{"contactId":"c1","version":2}`) }, event.ErrInvalid, "contact.tagged payload: tag is required", true},
+		{"payload of the wrong shape", func(e *event.Envelope) { e.Data = json.RawMessage(`{"contactId":7}`) }, event.ErrInvalid, "contact.tagged payload does not decode", true},
+		{"payload null", func(e *event.Envelope) { e.Data = json.RawMessage(`null`) }, event.ErrInvalid, "envelope lacks data", false},
+		{"future major version", func(e *event.Envelope) { e.Version = "2.0" }, event.ErrUnsupportedVersion, `version "2.0"`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -143,6 +147,20 @@ func TestEnvelopeValidation(t *testing.T) {
 				t.Errorf("error %q does not say %q", err, tc.detail)
 			}
 			if tc.want == nil {
+				return
+			}
+			if tc.payload {
+				b, err := event.Encode(env, 0)
+				if err != nil {
+					t.Fatalf("Encode checks the envelope only: %v", err)
+				}
+				got, err := event.Decode(b)
+				if err != nil {
+					t.Fatalf("Decode checks the envelope only: %v", err)
+				}
+				if _, err := event.DecodeData[event.ContactTagData](got); !errors.Is(err, tc.want) || !strings.Contains(err.Error(), strings.TrimPrefix(tc.detail, "contact.tagged payload")) {
+					t.Fatalf("DecodeData: %v, want %v saying %q", err, tc.want, tc.detail)
+				}
 				return
 			}
 			// Encode refuses what Validate refuses, and so does Decode.
