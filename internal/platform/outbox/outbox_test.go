@@ -165,7 +165,7 @@ func TestCommitPublishesInOrderWithEventIDAsMsgID(t *testing.T) {
 		b := bustest.Open(t, "")
 		ob := outbox.New(db, 0)
 		// No safety polling within the test's time: only the commit's wake-up can publish.
-		startRelay(t, ob, b, outbox.RelayOptions{BatchSize: 7, SafetyPoll: time.Hour})
+		relay := startRelay(t, ob, b, outbox.RelayOptions{BatchSize: 7, SafetyPoll: time.Hour})
 		ctx := context.Background()
 		var want []string
 		for range 40 {
@@ -184,10 +184,9 @@ func TestCommitPublishesInOrderWithEventIDAsMsgID(t *testing.T) {
 		if strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Fatalf("stream order %v\nwant %v", got, want)
 		}
-		var unpublished int
 		bustest.Eventually(t, 5*time.Second, "rows marked published", func() bool {
-			_ = db.Reader().QueryRow(`SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&unpublished)
-			return unpublished == 0
+			n, err := relay.Pending(ctx)
+			return err == nil && n == 0
 		})
 	})
 }
@@ -280,7 +279,7 @@ func TestNothingLostWhenNATSGoesAwayAndComesBack(t *testing.T) {
 		}
 		t.Cleanup(b.Close)
 		ob := outbox.New(db, 0)
-		startRelay(t, ob, b, outbox.RelayOptions{BatchSize: 50, SafetyPoll: 100 * time.Millisecond})
+		relay := startRelay(t, ob, b, outbox.RelayOptions{BatchSize: 50, SafetyPoll: 100 * time.Millisecond})
 		idempotentConsumer(t, b, db, "OUTAGE_CONSUMER")
 
 		ctx := context.Background()
@@ -298,9 +297,7 @@ func TestNothingLostWhenNATSGoesAwayAndComesBack(t *testing.T) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 		write(100) // NATS is down: changes still commit, their events wait in the outbox
-		var pending int
-		_ = db.Reader().QueryRow(`SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&pending)
-		if pending == 0 {
+		if pending, _ := relay.Pending(ctx); pending == 0 {
 			t.Fatal("expected events waiting in the outbox while NATS is down")
 		}
 		srv = natsOnPort(t, dir, port)
@@ -431,9 +428,8 @@ func TestUncleanRestartRepublishesRecentEvents(t *testing.T) {
 		ids = append(ids, env.ID)
 	}
 	bustest.Eventually(t, 5*time.Second, "published", func() bool {
-		var n int
-		_ = db.Reader().QueryRow(`SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
-		return n == 0
+		n, err := r.Pending(ctx)
+		return err == nil && n == 0
 	})
 	_ = r.Stop(ctx)
 	// The bus lost what it had not synced: a new, empty server stands for it.
@@ -445,4 +441,28 @@ func TestUncleanRestartRepublishesRecentEvents(t *testing.T) {
 	if got := strings.Join(streamIDs(t, second), ","); got != strings.Join(ids, ",") {
 		t.Fatalf("republished %s, want %s", got, strings.Join(ids, ","))
 	}
+}
+
+func TestPublishedRowsArePrunedAfterRetention(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db0 *store.DB) {
+		db := openDB(t, db0.URL())
+		b := bustest.Open(t, "")
+		ob := outbox.New(db, 0)
+		startRelay(t, ob, b, outbox.RelayOptions{SafetyPoll: 20 * time.Millisecond, Retention: 100 * time.Millisecond})
+		ctx := context.Background()
+		for range 10 {
+			if _, err := createThing(ctx, ob, "t1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bustest.Eventually(t, 10*time.Second, "published rows pruned", func() bool {
+			var n int
+			_ = db.Reader().QueryRow(`SELECT count(*) FROM outbox`).Scan(&n)
+			return n == 0
+		})
+		if got := len(streamIDs(t, b)); got != 10 {
+			t.Fatalf("stream has %d events, want 10", got)
+		}
+	})
 }

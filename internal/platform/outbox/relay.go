@@ -52,6 +52,7 @@ type Relay struct {
 	published prometheus.Counter
 	failures  prometheus.Counter
 
+	track    tracker
 	leader   leaderGate
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -70,7 +71,7 @@ func NewRelay(ob *Outbox, pub Publisher, opts RelayOptions, log *slog.Logger, re
 		opts.SafetyPoll = time.Second
 	}
 	r := &Relay{
-		ob: ob, pub: pub, opts: opts, log: log.With("component", "outbox-relay"),
+		ob: ob, pub: pub, opts: opts, log: log.With("component", "outbox-relay"), track: newTracker(ob.db),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "outbox_pending_events", Help: "Committed events not yet published to the bus.",
 		}),
@@ -90,13 +91,11 @@ func NewRelay(ob *Outbox, pub Publisher, opts RelayOptions, log *slog.Logger, re
 // Start begins relaying in the background.
 func (r *Relay) Start(ctx context.Context) error {
 	if r.opts.RepublishWindow > 0 {
-		since := time.Now().Add(-r.opts.RepublishWindow).UnixMilli()
-		res, err := r.ob.db.Writer().ExecContext(ctx,
-			`UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL AND published_at >= $1`, since)
+		n, err := r.track.requeue(ctx, r.opts.RepublishWindow)
 		if err != nil {
-			return fmt.Errorf("queue recent events for republishing: %w", err)
+			return err
 		}
-		if n, _ := res.RowsAffected(); n > 0 {
+		if n > 0 {
 			r.log.Warn("previous run ended uncleanly; republishing recent events (the stream drops those it kept)", "events", n)
 		}
 	}
@@ -181,34 +180,15 @@ func (r *Relay) loop(ctx context.Context) {
 // flush publishes one batch of unpublished rows in seq order and marks the
 // acknowledged ones. It returns how many rows it read.
 func (r *Relay) flush(ctx context.Context) (int, error) {
-	rows, err := r.ob.db.Reader().QueryContext(ctx,
-		`SELECT seq, event_id, subject, payload FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1`, r.opts.BatchSize)
-	if err != nil {
-		return 0, fmt.Errorf("read outbox: %w", err)
-	}
-	var seqs []int64
-	var msgs []bus.Message
-	for rows.Next() {
-		var seq int64
-		var m bus.Message
-		if err := rows.Scan(&seq, &m.ID, &m.Subject, &m.Data); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("read outbox row: %w", err)
-		}
-		seqs = append(seqs, seq)
-		msgs = append(msgs, m)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return 0, fmt.Errorf("read outbox: %w", err)
-	}
-	if len(msgs) == 0 {
-		return 0, nil
+	seqs, msgs, err := r.track.next(ctx, r.opts.BatchSize)
+	if err != nil || len(msgs) == 0 {
+		return 0, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	acked, pubErr := r.pub.PublishBatchPrefix(pctx, msgs)
 	cancel()
 	if acked > 0 {
-		if err := r.markPublished(ctx, seqs[:acked]); err != nil {
+		if err := r.track.markPublished(ctx, seqs[:acked]); err != nil {
 			return 0, errors.Join(pubErr, err)
 		}
 		r.published.Add(float64(acked))
@@ -219,40 +199,17 @@ func (r *Relay) flush(ctx context.Context) (int, error) {
 	return len(msgs), nil
 }
 
-func (r *Relay) markPublished(ctx context.Context, seqs []int64) error {
-	now := time.Now().UnixMilli()
-	var err error
-	if r.ob.db.Kind() == store.SQLite {
-		// SQLite has one writer: seqs are assigned and committed in the same
-		// order, so every unpublished row between the first and last seq read
-		// is one the relay just published. A range is far cheaper to run than
-		// a 500-element IN list is to parse.
-		_, err = r.ob.db.Writer().ExecContext(ctx,
-			`UPDATE outbox SET published_at = $1 WHERE seq BETWEEN $2 AND $3 AND published_at IS NULL`,
-			now, seqs[0], seqs[len(seqs)-1])
-	} else {
-		// On PostgreSQL a transaction may commit a lower seq after a higher
-		// one was read, so only the rows published are named.
-		_, err = r.ob.db.Writer().ExecContext(ctx,
-			`UPDATE outbox SET published_at = $1 WHERE seq = ANY($2)`, now, seqs)
-	}
-	if err != nil {
-		return fmt.Errorf("mark outbox rows published: %w", err)
-	}
-	return nil
-}
+// Pending counts committed events not yet published.
+func (r *Relay) Pending(ctx context.Context) (int64, error) { return r.track.pending(ctx) }
 
 func (r *Relay) refreshPending(ctx context.Context) {
-	var n int64
-	if err := r.ob.db.Reader().QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n); err == nil {
+	if n, err := r.track.pending(ctx); err == nil {
 		r.pending.Set(float64(n))
 	}
 }
 
 func (r *Relay) prune(ctx context.Context) {
-	cutoff := time.Now().Add(-r.opts.Retention).UnixMilli()
-	if _, err := r.ob.db.Writer().ExecContext(ctx,
-		`DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1`, cutoff); err != nil && ctx.Err() == nil {
+	if err := r.track.prune(ctx, r.opts.Retention); err != nil && ctx.Err() == nil {
 		r.log.Warn("prune outbox", "err", err)
 	}
 }
