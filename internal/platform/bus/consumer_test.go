@@ -400,3 +400,94 @@ func assertSpecFormat(t *testing.T, b *bus.Bus, d bus.DeadLetter, orig event.Env
 		t.Fatalf("lastAttempt %q: %v", doc.Error.LastAttempt, err)
 	}
 }
+
+func TestLongHandlerKeepsItsEventWithProgress(t *testing.T) {
+	t.Parallel()
+	b := bustest.Open(t, "")
+	var calls atomic.Int32
+	done := make(chan struct{})
+	o := fast("SLOW_CONSUMER", func(ctx context.Context, ev event.Envelope) error {
+		calls.Add(1)
+		// Work for three AckWaits, reporting progress: without it the server
+		// would redeliver the event to another worker while this one runs.
+		for range 6 {
+			time.Sleep(150 * time.Millisecond)
+			if err := bus.Progress(ctx); err != nil {
+				return err
+			}
+		}
+		close(done)
+		return nil
+	})
+	o.AckWait = 300 * time.Millisecond
+	start(t, b, o)
+	publish(t, b, bustest.ContactCreated(t, "t"))
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("slow handler never finished")
+	}
+	time.Sleep(400 * time.Millisecond)
+	if calls.Load() != 1 {
+		t.Fatalf("handler ran %d times; Progress must keep the event from being redelivered", calls.Load())
+	}
+	if err := bus.Progress(context.Background()); err == nil {
+		t.Fatal("Progress outside a handler must fail")
+	}
+}
+
+func TestStopWaitsForHandlersInFlight(t *testing.T) {
+	t.Parallel()
+	b := bustest.Open(t, "")
+	started := make(chan struct{})
+	var finished atomic.Bool
+	c, err := b.StartConsumer(context.Background(), fast("DRAIN_CONSUMER", func(ctx context.Context, ev event.Envelope) error {
+		close(started)
+		time.Sleep(300 * time.Millisecond)
+		finished.Store(true)
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, bustest.ContactCreated(t, "t"))
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !finished.Load() {
+		t.Fatal("Stop returned before the handler in flight finished")
+	}
+	cons, _ := b.JetStream().Consumer(ctx, bus.EventsStream, "DRAIN_CONSUMER")
+	bustest.Eventually(t, 5*time.Second, "the drained event acked", func() bool {
+		ci, err := cons.Info(ctx)
+		return err == nil && ci.NumAckPending == 0 && ci.NumPending == 0
+	})
+}
+
+func TestConcurrencyBoundsHandlersInFlight(t *testing.T) {
+	t.Parallel()
+	b := bustest.Open(t, "")
+	var now, peak atomic.Int32
+	var done atomic.Int32
+	o := fast("BOUNDED_CONSUMER", func(ctx context.Context, ev event.Envelope) error {
+		n := now.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(20 * time.Millisecond)
+		now.Add(-1)
+		done.Add(1)
+		return nil
+	})
+	o.Concurrency = 3
+	start(t, b, o)
+	for range 30 {
+		publish(t, b, bustest.ContactCreated(t, "t"))
+	}
+	bustest.Eventually(t, 10*time.Second, "all handled", func() bool { return done.Load() == 30 })
+	if p := peak.Load(); p != 3 {
+		t.Fatalf("at most %d handlers ran at once; want exactly the configured 3", p)
+	}
+}
