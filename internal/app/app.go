@@ -101,6 +101,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Ready: a.Ready,
 	})
 	dlqapi.New(a.bus).RegisterRoutes(a.http)
+	a.http.Handle("GET /api/v1/openapi.json", openAPIHandler())
 
 	if cfg.ModuleEnabled("analytics") {
 		if err := a.wireAnalytics(ctx); err != nil {

@@ -109,15 +109,18 @@ Run 'alumoutreach <command> --help' for a command's flags.
 }
 
 // newFlags returns a flag set whose usage prints summary, usage lines and
-// the flags.
+// the flags. The flag package's own output is discarded: on a mistake it
+// would print the error and the whole usage, and Main already prints the
+// error once with a pointer to --help (parseInterspersed prints the usage
+// for -h/--help).
 func newFlags(cio cmdIO, name, usage, description string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(cio.err)
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
 		fmt.Fprintf(cio.out, "Usage:\n  %s\n\n%s\n\nFlags:\n", usage, strings.TrimSpace(description))
 		fs.SetOutput(cio.out)
 		fs.PrintDefaults()
-		fs.SetOutput(cio.err)
+		fs.SetOutput(io.Discard)
 	}
 	return fs
 }
@@ -144,9 +147,17 @@ func loadConfig(cio cmdIO, fs *flag.FlagSet, args []string, names []string) (con
 // parseInterspersed lets flags follow positional arguments
 // (`tenant create "Name" --data-dir x`), which the flag package alone stops at.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	// The flag package calls Usage on every parse error too; only an
+	// explicit -h/--help should print it.
+	usage := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = usage }()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				usage()
+			}
 			return nil, err
 		}
 		rest := fs.Args()

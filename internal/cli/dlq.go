@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -53,8 +54,18 @@ nothing runs.`)
 		if err != nil || seq == 0 {
 			return usageErrorf("SEQ must be the positive number 'dlq list' shows, got %q", pos[1])
 		}
+	case (verb == "replay" || verb == "purge") && len(pos) == 1:
+		return usageErrorf("dlq %s needs the SEQ of one entry ('alumoutreach dlq list' shows them) or --all", verb)
+	case (verb == "replay" || verb == "purge") && *all:
+		return usageErrorf("dlq %s takes either SEQ or --all, not both", verb)
+	case verb == "show" && len(pos) == 1:
+		return usageErrorf("dlq show needs the SEQ of one entry ('alumoutreach dlq list' shows them)")
+	case verb == "show" && *all:
+		return usageErrorf("--all applies to replay and purge; dlq show takes one SEQ")
+	case verb != "list" && verb != "show" && verb != "replay" && verb != "purge":
+		return usageErrorf("unknown dlq command %q: use list, show, replay or purge", verb)
 	default:
-		return usageErrorf("unknown or incomplete dlq command %q", pos)
+		return usageErrorf("too many arguments for dlq %s: %q", verb, pos[1:])
 	}
 	b, err := app.OpenToolBus(ctx, cfg, logger(cfg, cio.err))
 	if err != nil {
@@ -68,6 +79,9 @@ nothing runs.`)
 			return err
 		}
 		if *asJSON {
+			if items == nil {
+				items = []bus.DeadLetter{} // [] rather than null, as the API answers, so scripts can iterate
+			}
 			return writeJSON(cio, map[string]any{"items": items, "next": next})
 		}
 		tw := tabwriter.NewWriter(cio.out, 2, 4, 2, ' ', 0)
@@ -90,7 +104,7 @@ nothing runs.`)
 	case "show":
 		d, err := b.GetDLQ(ctx, seq)
 		if err != nil {
-			return err
+			return notFoundHint(err)
 		}
 		return writeJSON(cio, d)
 	}
@@ -108,10 +122,20 @@ nothing runs.`)
 		err = op(bus.DeadLetter{Seq: seq})
 	}
 	if err != nil {
-		return err
+		return notFoundHint(err)
 	}
-	fmt.Fprintf(cio.out, "%sd %d dead letter(s)\n", verb, n)
+	done := map[string]string{"replay": "replayed", "purge": "purged"}[verb]
+	fmt.Fprintf(cio.out, "%s %d dead letter(s)\n", done, n)
 	return nil
+}
+
+// notFoundHint tells the operator where valid SEQs come from: a SEQ from an
+// old listing may have been replayed or purged since, or expired.
+func notFoundHint(err error) error {
+	if errors.Is(err, bus.ErrDeadLetterNotFound) {
+		return fmt.Errorf("%w; 'alumoutreach dlq list' shows the entries there are", err)
+	}
+	return err
 }
 
 func writeJSON(cio cmdIO, v any) error {

@@ -1,0 +1,554 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alumoutreach/alumoutreach/internal/app"
+	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
+	"github.com/alumoutreach/alumoutreach/internal/platform/bus/bustest"
+)
+
+// The document lives in internal/app/openapi.json; these tests keep it
+// true to the server: same routes, valid references, and responses whose
+// status and shape the document allows.
+
+// builtInRoutes are documented although they are outside /api/v1.
+var builtInRoutes = []string{"GET /healthz", "GET /readyz", "GET /metrics"}
+
+var (
+	pathParamRe = regexp.MustCompile(`\{([^}]*)\}`)
+	restParamRe = regexp.MustCompile(`\{(\w+)\.\.\.\}`)
+)
+
+var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+// openAPI is the parsed document with the helpers the checks need.
+type openAPI struct {
+	root map[string]any
+}
+
+// operation is one method on one path of the document.
+type operation struct {
+	key    string // "GET /api/v1/admin/dlq/{seq}", the form of a ServeMux pattern
+	path   string
+	op     map[string]any
+	params []map[string]any // path-item and operation parameters, resolved
+}
+
+func fetchOpenAPI(t *testing.T, base string) openAPI {
+	t.Helper()
+	status, header, raw := call(t, "GET", base+"/api/v1/openapi.json", "", "")
+	if status != http.StatusOK {
+		t.Fatalf("GET /api/v1/openapi.json without a key: %d %s", status, raw)
+	}
+	if mt, _, _ := mime.ParseMediaType(header.Get("Content-Type")); mt != "application/json" {
+		t.Errorf("openapi.json served as %q", header.Get("Content-Type"))
+	}
+	var root map[string]any
+	if err := json.Unmarshal(raw, &root); err != nil {
+		t.Fatalf("openapi.json does not parse: %v", err)
+	}
+	return openAPI{root: root}
+}
+
+// call sends one request; key "" sends no Authorization header.
+func call(t *testing.T, method, url, key, body string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, raw
+}
+
+// pointer follows a local JSON reference such as "#/components/schemas/Error".
+func (d openAPI) pointer(ref string) (any, bool) {
+	rest, ok := strings.CutPrefix(ref, "#/")
+	if !ok {
+		return nil, false
+	}
+	var cur any = d.root
+	for _, tok := range strings.Split(rest, "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[tok]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// resolve returns v with $ref followed (repeatedly); nil when v is not an
+// object or the reference is broken (which TestOpenAPIDocument reports).
+func (d openAPI) resolve(v any) map[string]any {
+	for range 10 {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		ref, ok := m["$ref"].(string)
+		if !ok {
+			return m
+		}
+		if v, ok = d.pointer(ref); !ok {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (d openAPI) operations() map[string]operation {
+	ops := map[string]operation{}
+	paths, _ := d.root["paths"].(map[string]any)
+	for path, rawItem := range paths {
+		item := d.resolve(rawItem)
+		var shared []map[string]any
+		for _, p := range asSlice(item["parameters"]) {
+			shared = append(shared, d.resolve(p))
+		}
+		for _, m := range httpMethods {
+			op, ok := item[m].(map[string]any)
+			if !ok {
+				continue
+			}
+			o := operation{key: strings.ToUpper(m) + " " + path, path: path, op: op, params: slices.Clone(shared)}
+			for _, p := range asSlice(op["parameters"]) {
+				o.params = append(o.params, d.resolve(p))
+			}
+			ops[o.key] = o
+		}
+	}
+	return ops
+}
+
+// needsKey reports whether the operation's effective security requires the
+// bearer key (an empty requirement object would make it optional).
+func (d openAPI) needsKey(o operation) bool {
+	sec, ok := o.op["security"]
+	if !ok {
+		sec = d.root["security"]
+	}
+	reqs := asSlice(sec)
+	if len(reqs) == 0 {
+		return false
+	}
+	for _, r := range reqs {
+		if m, _ := r.(map[string]any); len(m) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// response returns the documented response for status (or "default").
+func (d openAPI) response(o operation, status int) map[string]any {
+	rs, _ := o.op["responses"].(map[string]any)
+	if r, ok := rs[strconv.Itoa(status)]; ok {
+		return d.resolve(r)
+	}
+	if r, ok := rs["default"]; ok {
+		return d.resolve(r)
+	}
+	return nil
+}
+
+func asSlice(v any) []any {
+	s, _ := v.([]any)
+	return s
+}
+
+// routeKey turns a registered ServeMux pattern into the document's form:
+// "{name...}" is "{name}", a trailing "{$}" goes.
+func routeKey(t *testing.T, pattern string) string {
+	t.Helper()
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok || !strings.HasPrefix(path, "/") {
+		t.Errorf("route %q: give it a method and no host (\"GET /api/v1/...\"), so it can be described", pattern)
+		return pattern
+	}
+	if strings.HasSuffix(path, "/") && path != "/" {
+		t.Errorf("route %q matches a whole subtree, which OpenAPI cannot describe; end it with {$} or a name", pattern)
+	}
+	path = restParamRe.ReplaceAllString(strings.TrimSuffix(path, "{$}"), "{$1}")
+	return method + " " + path
+}
+
+func TestOpenAPIDocument(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, testConfig(t, ""))
+	base := "http://" + a.HTTPAddr()
+	doc := fetchOpenAPI(t, base)
+	ops := doc.operations()
+
+	t.Run("header", func(t *testing.T) {
+		if v, _ := doc.root["openapi"].(string); !strings.HasPrefix(v, "3.1.") {
+			t.Errorf("openapi = %q, want 3.1.x", v)
+		}
+		info, _ := doc.root["info"].(map[string]any)
+		if info["title"] == nil || info["version"] == nil {
+			t.Errorf("info needs title and version: %v", info)
+		}
+		bearer := doc.resolve(mustPointer(t, doc, "#/components/securitySchemes/bearerAuth"))
+		if bearer["type"] != "http" || bearer["scheme"] != "bearer" {
+			t.Errorf("bearerAuth = %v, want an http bearer scheme", bearer)
+		}
+		errProps := doc.resolve(mustPointer(t, doc, "#/components/schemas/Error/properties/error"))["properties"].(map[string]any)
+		for _, f := range []string{"code", "message", "details", "correlationId"} {
+			if errProps[f] == nil {
+				t.Errorf("the Error schema lacks error.%s", f)
+			}
+		}
+	})
+
+	t.Run("every reference resolves", func(t *testing.T) {
+		var walk func(at string, v any)
+		walk = func(at string, v any) {
+			switch v := v.(type) {
+			case map[string]any:
+				if ref, ok := v["$ref"].(string); ok {
+					if _, ok := doc.pointer(ref); !ok {
+						t.Errorf("%s: $ref %q points at nothing", at, ref)
+					}
+				}
+				for k, c := range v {
+					walk(at+"/"+k, c)
+				}
+			case []any:
+				for i, c := range v {
+					walk(at+"/"+strconv.Itoa(i), c)
+				}
+			}
+		}
+		walk("#", doc.root)
+	})
+
+	t.Run("operations are well formed", func(t *testing.T) {
+		ids := map[string]string{}
+		for key, o := range ops {
+			id, _ := o.op["operationId"].(string)
+			if id == "" {
+				t.Errorf("%s has no operationId", key)
+			} else if other, dup := ids[id]; dup {
+				t.Errorf("operationId %q used by %s and %s", id, other, key)
+			}
+			ids[id] = key
+			if rs, _ := o.op["responses"].(map[string]any); len(rs) == 0 {
+				t.Errorf("%s documents no responses", key)
+			}
+			if doc.needsKey(o) && doc.response(o, http.StatusUnauthorized) == nil {
+				t.Errorf("%s needs a key but documents no 401", key)
+			}
+			var inPath []string
+			for _, m := range pathParamRe.FindAllStringSubmatch(o.path, -1) {
+				inPath = append(inPath, m[1])
+			}
+			var declared []string
+			for _, p := range o.params {
+				if p == nil {
+					t.Errorf("%s: a parameter does not resolve", key)
+					continue
+				}
+				if p["in"] == "path" {
+					declared = append(declared, p["name"].(string))
+					if p["required"] != true {
+						t.Errorf("%s: path parameter %v must be required", key, p["name"])
+					}
+				}
+			}
+			sort.Strings(inPath)
+			sort.Strings(declared)
+			if !slices.Equal(inPath, declared) {
+				t.Errorf("%s: path has parameters %v, the document declares %v", key, inPath, declared)
+			}
+		}
+	})
+}
+
+// TestOpenAPIDescribesEveryRoute is what keeps the document in step: a route
+// added to the server without a description, or described but not served,
+// fails here.
+func TestOpenAPIDescribesEveryRoute(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, testConfig(t, ""))
+	doc := fetchOpenAPI(t, "http://"+a.HTTPAddr())
+	documented := doc.operations()
+
+	registered := map[string]string{} // document form -> pattern
+	for _, p := range app.HTTPPatterns(a) {
+		registered[routeKey(t, p)] = p
+	}
+	if len(registered) == 0 {
+		t.Fatal("the app registered no routes")
+	}
+	for key, pattern := range registered {
+		_, path, _ := strings.Cut(key, " ")
+		if !strings.HasPrefix(path, "/api/v1/") && !slices.Contains(builtInRoutes, key) {
+			continue // e.g. provider webhooks, authenticated by signature
+		}
+		if _, ok := documented[key]; !ok {
+			t.Errorf("route %q is not in internal/app/openapi.json: describe it there (paths[%q].%s)",
+				pattern, path, strings.ToLower(strings.Fields(key)[0]))
+		}
+	}
+	for key := range documented {
+		if _, ok := registered[key]; !ok {
+			t.Errorf("internal/app/openapi.json describes %q, which no route serves: remove it, or register the route", key)
+		}
+	}
+}
+
+// TestOpenAPIMatchesResponses sends requests to every documented operation
+// and checks that the status is one the document lists for it and that JSON
+// bodies fit the documented schema, fields included: a field added to a
+// response without being documented fails here.
+func TestOpenAPIMatchesResponses(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, testConfig(t, ""))
+	base := "http://" + a.HTTPAddr()
+	doc := fetchOpenAPI(t, base)
+	ops := doc.operations()
+
+	check := func(t *testing.T, key string, status int, header http.Header, raw []byte) {
+		t.Helper()
+		o, ok := ops[key]
+		if !ok {
+			t.Errorf("%s is not documented", key)
+			return
+		}
+		resp := doc.response(o, status)
+		if resp == nil {
+			t.Errorf("%s answered %d, which the document does not list: %s", key, status, raw)
+			return
+		}
+		content, _ := resp["content"].(map[string]any)
+		if len(content) == 0 {
+			if len(raw) != 0 {
+				t.Errorf("%s %d: documented without a body, got %s", key, status, raw)
+			}
+			return
+		}
+		mt, _, _ := mime.ParseMediaType(header.Get("Content-Type"))
+		media, ok := content[mt].(map[string]any)
+		if !ok {
+			t.Errorf("%s %d: Content-Type %q, the document lists %v", key, status, mt, keys(content))
+			return
+		}
+		if mt != "application/json" {
+			return
+		}
+		var body any
+		if err := json.Unmarshal(raw, &body); err != nil {
+			t.Errorf("%s %d: body is not JSON: %s", key, status, raw)
+			return
+		}
+		for _, p := range doc.fits(media["schema"], body, "body") {
+			t.Errorf("%s %d: %s\nbody: %s", key, status, p, raw)
+		}
+	}
+
+	t.Run("without a key", func(t *testing.T) {
+		for key, o := range ops {
+			method, path, _ := strings.Cut(key, " ")
+			path = pathParamRe.ReplaceAllString(path, "1")
+			body := ""
+			if o.op["requestBody"] != nil {
+				body = "{}"
+			}
+			status, header, raw := call(t, method, base+path, "", body)
+			switch needs := doc.needsKey(o); {
+			case needs && status != http.StatusUnauthorized:
+				t.Errorf("%s without a key answered %d, not 401; the document says it needs a key (register it with HandleAPI, or give it security: [])", key, status)
+			case !needs && status == http.StatusUnauthorized:
+				t.Errorf("%s without a key answered 401; the document marks it public (security: [])", key)
+			}
+			check(t, key, status, header, raw)
+		}
+	})
+
+	t.Run("with a key", func(t *testing.T) {
+		ctx := context.Background()
+		_, key, err := a.Tenants().Create(ctx, "OpenAPI")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tenantID := mustTenant(t, a, key)
+		// Dead letters through the real path, so the DLQ routes answer
+		// with entries to check against the schema.
+		c, err := a.Bus().StartConsumer(ctx, bus.ConsumerOptions{Name: "OPENAPI_REFUSING_CONSUMER", Filters: []string{"contact.>"},
+			Handler: func(context.Context, event.Envelope) error { return bus.Permanent(io.ErrUnexpectedEOF) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Stop(ctx)
+		emit(t, a, event.ContactCreated, tenantID, event.ContactCreatedData{ContactID: "c1", Version: 1})
+		emit(t, a, event.ContactCreated, tenantID, event.ContactCreatedData{ContactID: "c2", Version: 1})
+		var seqs []uint64
+		bustest.Eventually(t, 10*time.Second, "two dead letters", func() bool {
+			items, _, err := a.Bus().ListDLQ(ctx, bus.DLQFilter{TenantID: tenantID})
+			seqs = seqs[:0]
+			for _, d := range items {
+				seqs = append(seqs, d.Seq)
+			}
+			return err == nil && len(seqs) == 2
+		})
+		one, two := fmt.Sprint(seqs[0]), fmt.Sprint(seqs[1])
+		requests := []struct {
+			op, path, body string
+			want           int
+		}{
+			{"GET /api/v1/analytics/events/counts", "/api/v1/analytics/events/counts?interval=day&subject=contact.>", "", 200},
+			{"GET /api/v1/analytics/events/counts", "/api/v1/analytics/events/counts?from=yesterday", "", 400},
+			{"GET /api/v1/admin/dlq", "/api/v1/admin/dlq?limit=1", "", 200},
+			{"GET /api/v1/admin/dlq", "/api/v1/admin/dlq?limit=0", "", 400},
+			{"GET /api/v1/admin/dlq", "/api/v1/admin/dlq?cursor=nonsense", "", 400},
+			{"GET /api/v1/admin/dlq/{seq}", "/api/v1/admin/dlq/" + one, "", 200},
+			{"GET /api/v1/admin/dlq/{seq}", "/api/v1/admin/dlq/999999", "", 404},
+			{"GET /api/v1/admin/dlq/{seq}", "/api/v1/admin/dlq/abc", "", 400},
+			{"POST /api/v1/admin/dlq/{seq}/replay", "/api/v1/admin/dlq/" + one + "/replay", "", 202},
+			{"DELETE /api/v1/admin/dlq/{seq}", "/api/v1/admin/dlq/" + two, "", 204},
+			{"DELETE /api/v1/admin/dlq/{seq}", "/api/v1/admin/dlq/" + two, "", 404},
+			{"POST /api/v1/admin/dlq/replay", "/api/v1/admin/dlq/replay", `{"consumer":"NO_SUCH_CONSUMER"}`, 200},
+			{"POST /api/v1/admin/dlq/purge", "/api/v1/admin/dlq/purge", `{"subject":"contact.created"}`, 200},
+			{"POST /api/v1/admin/dlq/purge", "/api/v1/admin/dlq/purge", `{"consumers":"X"}`, 400},
+			{"POST /api/v1/admin/dlq/purge", "/api/v1/admin/dlq/purge", `x`, 400},
+		}
+		for _, r := range requests {
+			method, _, _ := strings.Cut(r.op, " ")
+			status, header, raw := call(t, method, base+r.path, key, r.body)
+			if status != r.want {
+				t.Errorf("%s %s: %d, want %d: %s", method, r.path, status, r.want, raw)
+			}
+			check(t, r.op, status, header, raw)
+		}
+	})
+}
+
+func mustPointer(t *testing.T, d openAPI, ref string) any {
+	t.Helper()
+	v, ok := d.pointer(ref)
+	if !ok {
+		t.Fatalf("the document has no %s", ref)
+	}
+	return v
+}
+
+func keys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// fits checks v against the subset of JSON Schema the document uses (type,
+// required, properties, additionalProperties, items, enum, const) and
+// returns the problems. An object's fields must all be documented unless
+// its schema leaves properties open.
+func (d openAPI) fits(schema, v any, at string) []string {
+	s := d.resolve(schema)
+	if s == nil {
+		return nil // {} or no schema: anything goes
+	}
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, at+": "+fmt.Sprintf(format, args...)) }
+	if types := schemaTypes(s["type"]); len(types) > 0 && !slices.Contains(types, jsonType(v)) &&
+		!(jsonType(v) == "integer" && slices.Contains(types, "number")) {
+		bad("is %s, the schema says %v", jsonType(v), types)
+		return problems
+	}
+	if c, ok := s["const"]; ok && c != v {
+		bad("is %v, the schema says %v", v, c)
+	}
+	if e := asSlice(s["enum"]); e != nil && !slices.Contains(e, v) {
+		bad("is %v, not one of %v", v, e)
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		for _, r := range asSlice(s["required"]) {
+			if _, ok := v[r.(string)]; !ok {
+				bad("lacks the required field %q", r)
+			}
+		}
+		props, hasProps := s["properties"].(map[string]any)
+		for k, fv := range v {
+			if ps, ok := props[k]; ok {
+				problems = append(problems, d.fits(ps, fv, at+"."+k)...)
+			} else if hasProps && s["additionalProperties"] != true {
+				bad("has field %q, which the document does not describe", k)
+			}
+		}
+	case []any:
+		for i, item := range v {
+			problems = append(problems, d.fits(s["items"], item, at+"["+strconv.Itoa(i)+"]")...)
+		}
+	}
+	return problems
+}
+
+func schemaTypes(t any) []string {
+	switch t := t.(type) {
+	case string:
+		return []string{t}
+	case []any:
+		var out []string
+		for _, x := range t {
+			out = append(out, x.(string))
+		}
+		return out
+	}
+	return nil
+}
+
+func jsonType(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case float64:
+		if v == math.Trunc(v) {
+			return "integer"
+		}
+		return "number"
+	case string:
+		return "string"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return fmt.Sprintf("%T", v)
+}
