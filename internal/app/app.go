@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -73,7 +74,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
 	}
 	a.marker = filepath.Join(cfg.DataDir, "RUNNING")
-	if _, statErr := os.Stat(a.marker); statErr == nil {
+	if pid, found := runningPID(cfg.DataDir); found {
+		if pid > 0 && pid != os.Getpid() && processAlive(pid) {
+			return nil, fmt.Errorf("data directory %s is in use by alumoutreach (pid %d); stop it or choose another --data-dir", cfg.DataDir, pid)
+		}
 		a.unclean = true
 	}
 
@@ -372,6 +376,31 @@ func OpenToolBus(ctx context.Context, cfg config.Config, log *slog.Logger) (*bus
 			cfg.NATS.URL = "nats://" + cfg.NATS.ListenAddr
 		}
 	}
+	if cfg.NATS.Embedded() {
+		// A second server on the same store would corrupt it: NATS does not
+		// lock its store directory.
+		if pid, found := runningPID(cfg.DataDir); found && pid > 0 && processAlive(pid) {
+			return nil, fmt.Errorf("alumoutreach serve (pid %d) is using %s but does not answer on nats://%s; point --nats-listen-addr (ALUM_NATS_LISTEN_ADDR) at its NATS listener, or stop it",
+				pid, cfg.DataDir, cfg.NATS.ListenAddr)
+		}
+	}
 	cfg.NATS.ListenAddr = ""
 	return OpenBus(ctx, cfg, bus.NewMetrics(nil), log)
+}
+
+// runningPID reads the RUNNING marker a serving process keeps in its data
+// directory: found reports whether the marker exists at all (a leftover
+// marker means the last run ended uncleanly).
+func runningPID(dataDir string) (pid int, found bool) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "RUNNING"))
+	if err != nil {
+		return 0, false
+	}
+	_, _ = fmt.Sscanf(string(b), "pid %d", &pid)
+	return pid, true
+}
+
+func processAlive(pid int) bool {
+	p, err := os.FindProcess(pid)
+	return err == nil && p.Signal(syscall.Signal(0)) == nil
 }

@@ -14,7 +14,7 @@ import (
 // ConnectFlags are the flags of subcommands that only reach the data
 // (tenant, dlq, migrate, ...): where the data directory, database and bus are.
 func ConnectFlags() []string {
-	return []string{"data-dir", "database-url", "nats-url", "log-level", "log-format"}
+	return []string{"data-dir", "database-url", "nats-url", "nats-listen-addr", "log-level", "log-format"}
 }
 
 // ServeFlags are the flags of the serve subcommand: every setting.
