@@ -58,8 +58,8 @@ func WithHandlerWrapper(wrap func(consumer string, h bus.Handler) bus.Handler) O
 
 // New opens the database and the bus, applies migrations and wires every
 // enabled module. Nothing runs until Start.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (a *App, err error) {
-	a = &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (_ *App, err error) {
+	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
 	for _, o := range opts {
 		o(a)
 	}
