@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -39,11 +40,13 @@ type App struct {
 	tenants     *tenant.Service
 	http        *httpapi.Server
 	ingest      *analytics.Ingest
-	dlqWorker   *bus.DLQWorker
+	dlqWorker   *bus.Consumer
 	consumers   []*bus.Consumer
 	pending     []bus.ConsumerOptions
 	marker      string
 	unclean     bool
+	lock        *os.File
+	stopChores  context.CancelFunc
 	wrap        func(consumer string, h bus.Handler) bus.Handler
 }
 
@@ -73,12 +76,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
 	}
+	if a.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	a.marker = filepath.Join(cfg.DataDir, "RUNNING")
-	if pid, found := runningPID(cfg.DataDir); found {
-		if pid > 0 && pid != os.Getpid() && processAlive(pid) {
-			return nil, fmt.Errorf("data directory %s is in use by alumoutreach (pid %d); stop it or choose another --data-dir", cfg.DataDir, pid)
-		}
-		a.unclean = true
+	if _, statErr := os.Stat(a.marker); statErr == nil {
+		a.unclean = true // the last run never reached a clean shutdown
 	}
 
 	if a.db, err = OpenDB(ctx, cfg); err != nil {
@@ -220,6 +223,9 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.http.Start(ctx); err != nil {
 		return err
 	}
+	choresCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopChores = cancel
+	go a.pruneProcessed(choresCtx)
 	a.log.Info("alumoutreach started", "http", a.http.Addr(), "database", a.db.Redacted(),
 		"nats", natsDisplay(a.cfg), "dataDir", a.cfg.DataDir, "uncleanRestart", a.unclean)
 	return nil
@@ -239,20 +245,33 @@ func natsDisplay(cfg config.Config) string {
 // consumers drained (their handlers may still emit events), then the
 // outbox flushed to the bus, then the bus and databases closed.
 func (a *App) Shutdown(ctx context.Context) error {
+	if a.stopChores != nil {
+		a.stopChores()
+	}
 	var errs []error
 	if err := a.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http: %w", err))
 	}
-	for _, c := range a.consumers {
-		if err := c.Stop(ctx); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	// Consumers drain side by side: each waits for its pull in flight.
+	// Bounded on their own, so that with the bus unreachable they do not
+	// use up the time the outbox flush below needs.
+	stopping := a.consumers
 	if a.dlqWorker != nil {
-		if err := a.dlqWorker.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("dlq worker: %w", err))
-		}
+		stopping = append(stopping[:len(stopping):len(stopping)], a.dlqWorker)
 	}
+	cctx, cancel := context.WithTimeout(ctx, max(a.cfg.ShutdownTimeout/2, time.Second))
+	stopErrs := make([]error, len(stopping))
+	var wg sync.WaitGroup
+	for i, c := range stopping {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stopErrs[i] = c.Stop(cctx)
+		}()
+	}
+	wg.Wait()
+	cancel()
+	errs = append(errs, stopErrs...)
 	if a.ingest != nil {
 		a.ingest.Stop()
 	}
@@ -260,11 +279,32 @@ func (a *App) Shutdown(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	a.closeResources()
-	if len(errs) == 0 {
+	err := errors.Join(errs...)
+	if err == nil {
 		_ = os.Remove(a.marker)
 		a.log.Info("alumoutreach stopped cleanly")
 	}
-	return errors.Join(errs...)
+	return err
+}
+
+// pruneProcessed deletes idempotency records no redelivery can need any
+// more: older than the event stream keeps events, plus a day of margin.
+func (a *App) pruneProcessed(ctx context.Context) {
+	keep := a.cfg.NATS.MaxAge + 24*time.Hour
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := store.PruneProcessed(ctx, a.db, keep); err != nil && ctx.Err() == nil {
+			a.log.Warn("prune idempotency records", "err", err)
+		} else if n > 0 {
+			a.log.Info("pruned idempotency records", "records", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (a *App) closeResources() {
@@ -276,6 +316,9 @@ func (a *App) closeResources() {
 	}
 	if a.db != nil {
 		a.db.Close()
+	}
+	if a.lock != nil {
+		a.lock.Close() // releases the lock
 	}
 }
 
@@ -305,7 +348,7 @@ func (a *App) Run(ctx context.Context) error {
 			a.log.Error("http server failed", "err", err)
 		}
 	}
-	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout)
+	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
 	return a.Shutdown(sctx)
@@ -368,7 +411,7 @@ func analyticsDB(ctx context.Context, cfg config.Config, main *store.DB) (*store
 // OpenToolBus connects a command-line tool to the bus: the configured
 // cluster; else the running embedded server on its loopback listener; else,
 // when no server runs, an embedded server on the data directory itself.
-func OpenToolBus(ctx context.Context, cfg config.Config, log *slog.Logger) (*bus.Bus, error) {
+func OpenToolBus(ctx context.Context, cfg config.Config, log *slog.Logger) (*ToolBus, error) {
 	if cfg.NATS.Embedded() && cfg.NATS.ListenAddr != "" {
 		probe, err := nats.Connect("nats://"+cfg.NATS.ListenAddr, nats.Timeout(time.Second), nats.MaxReconnects(0))
 		if err == nil {
@@ -376,31 +419,57 @@ func OpenToolBus(ctx context.Context, cfg config.Config, log *slog.Logger) (*bus
 			cfg.NATS.URL = "nats://" + cfg.NATS.ListenAddr
 		}
 	}
-	if cfg.NATS.Embedded() {
-		// A second server on the same store would corrupt it: NATS does not
-		// lock its store directory.
-		if pid, found := runningPID(cfg.DataDir); found && pid > 0 && processAlive(pid) {
-			return nil, fmt.Errorf("alumoutreach serve (pid %d) is using %s but does not answer on nats://%s; point --nats-listen-addr (ALUM_NATS_LISTEN_ADDR) at its NATS listener, or stop it",
-				pid, cfg.DataDir, cfg.NATS.ListenAddr)
-		}
-	}
 	cfg.NATS.ListenAddr = ""
-	return OpenBus(ctx, cfg, bus.NewMetrics(nil), log)
-}
-
-// runningPID reads the RUNNING marker a serving process keeps in its data
-// directory: found reports whether the marker exists at all (a leftover
-// marker means the last run ended uncleanly).
-func runningPID(dataDir string) (pid int, found bool) {
-	b, err := os.ReadFile(filepath.Join(dataDir, "RUNNING"))
-	if err != nil {
-		return 0, false
+	if !cfg.NATS.Embedded() {
+		b, err := OpenBus(ctx, cfg, bus.NewMetrics(nil), log)
+		if err != nil {
+			return nil, err
+		}
+		return &ToolBus{Bus: b}, nil
 	}
-	_, _ = fmt.Sscanf(string(b), "pid %d", &pid)
-	return pid, true
+	// A second server on the same store would corrupt it (NATS does not
+	// lock its store), so the tool takes the data directory's lock too.
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("%w; if it is 'alumoutreach serve', point --nats-listen-addr (ALUM_NATS_LISTEN_ADDR) at its NATS listener", err)
+	}
+	b, err := OpenBus(ctx, cfg, bus.NewMetrics(nil), log)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return &ToolBus{Bus: b, lock: lock}, nil
 }
 
-func processAlive(pid int) bool {
-	p, err := os.FindProcess(pid)
-	return err == nil && p.Signal(syscall.Signal(0)) == nil
+// ToolBus is a bus opened by a command-line tool; Close also releases the
+// data directory when the tool ran the embedded server itself.
+type ToolBus struct {
+	*bus.Bus
+	lock *os.File
+}
+
+// Close closes the bus and releases the data directory.
+func (t *ToolBus) Close() {
+	t.Bus.Close()
+	if t.lock != nil {
+		t.lock.Close()
+	}
+}
+
+// lockDataDir takes an exclusive lock on dir for as long as the returned
+// file stays open. The kernel drops it when the process dies, however it
+// dies, so a crash never leaves the directory locked.
+func lockDataDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory %s: %w", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open lock of data directory %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another alumoutreach process; stop it or choose another --data-dir", dir)
+	}
+	return f, nil
 }

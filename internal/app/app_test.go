@@ -305,14 +305,10 @@ func TestHealthReadinessMetricsAndCleanShutdown(t *testing.T) {
 func TestDataDirInUseIsRefused(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, "")
-	// A live process other than this one claims the directory.
-	marker := []byte("pid " + strconv.Itoa(os.Getppid()) + "\n")
-	if err := os.WriteFile(filepath.Join(cfg.DataDir, "RUNNING"), marker, 0o640); err != nil {
-		t.Fatal(err)
-	}
+	startApp(t, cfg)
 	_, err := app.New(context.Background(), cfg, bustest.Logger(t))
 	if err == nil || !strings.Contains(err.Error(), "in use") {
-		t.Fatalf("New on a directory in use: %v", err)
+		t.Fatalf("second app on a directory in use: %v", err)
 	}
 	if _, err := app.OpenToolBus(context.Background(), cfg, bustest.Logger(t)); err == nil || !strings.Contains(err.Error(), "nats-listen-addr") {
 		t.Fatalf("OpenToolBus on a directory in use: %v", err)

@@ -415,7 +415,7 @@ func TestValidate(t *testing.T) {
 		{"retention", func(c *config.Config) { c.Outbox.Retention = 0 }, "outbox.retention 0s must be positive"},
 		{"retention under sync interval", func(c *config.Config) { c.NATS.Sync = "1h" }, "outbox.retention 10m must be longer than nats.sync 1h"},
 		{"safety poll", func(c *config.Config) { c.Outbox.SafetyPoll = 0 }, "outbox.safety-poll 0s must be positive"},
-		{"event size", func(c *config.Config) { c.Events.MaxSize = 100 * config.MiB }, "events.max-size 100MiB: use a size from 1KiB to 64MiB"},
+		{"event size", func(c *config.Config) { c.Events.MaxSize = 100 * config.MiB }, "events.max-size 100MiB: use a size from 1KiB to 4MiB"},
 	}
 	if err := config.Default().Validate(); err != nil {
 		t.Fatalf("defaults are invalid: %v", err)

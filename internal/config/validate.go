@@ -11,8 +11,10 @@ import (
 	"time"
 )
 
-// maxEventSize is NATS's hard ceiling on a message payload.
-const maxEventSize = 64 * MiB
+// maxEventSize keeps an event, its dead-letter wrapper and headers under the
+// embedded server's 8 MiB message limit; a cluster's max_payload must be at
+// least events.max-size plus 64 KiB.
+const maxEventSize = 4 * MiB
 
 // Validate checks c and returns every problem joined, each naming the
 // setting and saying what to write instead.
@@ -67,7 +69,7 @@ func (c Config) Validate() error {
 	}
 
 	if c.Events.MaxSize <= 0 || c.Events.MaxSize > maxEventSize {
-		bad("events.max-size %s: use a size from 1KiB to %s (default 1MiB; NATS refuses larger messages)", c.Events.MaxSize, ByteSize(maxEventSize))
+		bad("events.max-size %s: use a size from 1KiB to %s (default 1MiB; the dead-letter copy of an event must still fit a NATS message)", c.Events.MaxSize, ByteSize(maxEventSize))
 	}
 	return errors.Join(errs...)
 }

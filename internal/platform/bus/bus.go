@@ -112,7 +112,9 @@ func Open(ctx context.Context, cfg Config, metrics *Metrics, log *slog.Logger) (
 		b.nc, err = nats.Connect(cfg.URL, nats.Name(cfg.Name), nats.MaxReconnects(-1),
 			nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-				log.Warn("disconnected from NATS", "err", err)
+				if err != nil { // nil is our own Close
+					log.Warn("disconnected from NATS", "err", err)
+				}
 			}),
 			nats.ReconnectHandler(func(nc *nats.Conn) {
 				log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())

@@ -140,12 +140,21 @@ func (b *Bus) StartConsumer(ctx context.Context, o ConsumerOptions) (*Consumer, 
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", rcfg.Durable, err)
 	}
+	c := b.run(ctx, o, []jetstream.Consumer{main, replay}, (*Consumer).handle)
+	c.main = main
+	go c.pollLag()
+	return c, nil
+}
+
+// run starts the workers and one fetch loop per durable; every message
+// goes through handle.
+func (b *Bus) run(ctx context.Context, o ConsumerOptions, durables []jetstream.Consumer, handle func(*Consumer, jetstream.Msg)) *Consumer {
 	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c := &Consumer{
-		bus: b, opts: o, main: main,
-		// Room for every message the server may have outstanding on both
-		// durables, so dispatch never blocks (see dispatch).
-		work: make(chan jetstream.Msg, 2*maxAckPending(o.Concurrency)),
+		bus: b, opts: o,
+		// Room for every message the server may have outstanding on all
+		// durables, so handing a message to the workers never blocks.
+		work: make(chan jetstream.Msg, len(durables)*maxAckPending(o.Concurrency)),
 		log:  b.log.With("consumer", o.Name), baseCtx: base, cancel: cancel,
 		freed: make(chan struct{}, 1), stopping: make(chan struct{}),
 	}
@@ -154,7 +163,7 @@ func (b *Bus) StartConsumer(ctx context.Context, o ConsumerOptions) (*Consumer, 
 		go func() {
 			defer c.workers.Done()
 			for msg := range c.work {
-				c.handle(msg)
+				handle(c, msg)
 				if c.inflight.Add(-1) < int64(maxAckPending(c.opts.Concurrency))/2 {
 					select {
 					case c.freed <- struct{}{}:
@@ -164,12 +173,11 @@ func (b *Bus) StartConsumer(ctx context.Context, o ConsumerOptions) (*Consumer, 
 			}
 		}()
 	}
-	for _, jc := range []jetstream.Consumer{main, replay} {
+	for _, jc := range durables {
 		c.loops.Add(1)
 		go c.fetchLoop(jc)
 	}
-	go c.pollLag()
-	return c, nil
+	return c
 }
 
 // maxAckPending bounds the messages the server hands out before acks come

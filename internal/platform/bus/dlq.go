@@ -103,46 +103,30 @@ func (b *Bus) writeDeadLetter(ctx context.Context, entry DeadLetter) error {
 	return nil
 }
 
-// DLQWorker turns captured MAX_DELIVERIES advisories into DLQ entries.
-type DLQWorker struct{ cc jetstream.ConsumeContext }
-
-// StartDLQWorker starts the advisory worker; one per process is enough, and
-// several processes share it.
-func (b *Bus) StartDLQWorker(ctx context.Context) (*DLQWorker, error) {
+// StartDLQWorker starts the worker that turns captured MAX_DELIVERIES
+// advisories into DLQ entries. Processes that run it share its durable; Stop
+// it like any consumer.
+func (b *Bus) StartDLQWorker(ctx context.Context) (*Consumer, error) {
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, AdvisoriesStream, jetstream.ConsumerConfig{
 		Durable:       advisoryWorker,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:       30 * time.Second,
+		MaxAckPending: maxAckPending(1),
 		Replicas:      b.cfg.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", advisoryWorker, err)
 	}
-	log := b.log.With("consumer", advisoryWorker)
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		if err := b.handleAdvisory(ctx, msg.Data()); err != nil {
-			log.Error("advisory not turned into a dead letter yet; retrying", "err", err)
+	o := ConsumerOptions{Name: advisoryWorker, Concurrency: 1}
+	return b.run(ctx, o, []jetstream.Consumer{cons}, func(c *Consumer, msg jetstream.Msg) {
+		if err := b.handleAdvisory(c.baseCtx, msg.Data()); err != nil {
+			c.log.Error("advisory not turned into a dead letter yet; retrying", "err", err)
 			_ = msg.NakWithDelay(time.Second)
 			return
 		}
 		_ = msg.Ack()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("consume advisories: %w", err)
-	}
-	return &DLQWorker{cc: cc}, nil
-}
-
-// Stop stops the worker after the advisory in hand, if any, is handled.
-func (w *DLQWorker) Stop(ctx context.Context) error {
-	w.cc.Drain()
-	select {
-	case <-w.cc.Closed():
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	}), nil
 }
 
 type maxDeliveriesAdvisory struct {
@@ -196,6 +180,10 @@ func (b *Bus) handleAdvisory(ctx context.Context, data []byte) error {
 	}
 	return b.writeDeadLetter(ctx, entry)
 }
+
+// replayTTL is how long a replay message stays in ALUM_EVENTS_DLQ: the
+// replay consumer takes it at once; the rest is room for an outage.
+const replayTTL = "168h"
 
 // DLQFilter selects dead letters.
 type DLQFilter struct {
@@ -294,6 +282,7 @@ func (b *Bus) ReplayDLQ(ctx context.Context, seq uint64) (DeadLetter, error) {
 	}
 	msg := &nats.Msg{Subject: replaySubjectPrefix(d.Consumer) + d.Subject, Data: originalBytes(d.OriginalEvent), Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, "replay:"+strconv.FormatUint(seq, 10))
+	msg.Header.Set(jetstream.MsgTTLHeader, replayTTL)
 	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
 		return d, fmt.Errorf("replay dead letter %d: %w", seq, err)
 	}
@@ -332,9 +321,20 @@ func (b *Bus) deleteDLQ(ctx context.Context, seq uint64) error {
 	return nil
 }
 
-// EachDLQ applies fn to every entry matching f (f.Limit ignored) and
-// returns how many it applied to; replay-all and purge-all use it.
+// EachDLQ applies fn to every entry matching f (f.Limit ignored) that
+// existed when it started, and returns how many it applied to; replay-all
+// and purge-all use it. Entries written meanwhile (a replayed event failing
+// again) are left for the next run, so a bulk replay always ends.
 func (b *Bus) EachDLQ(ctx context.Context, f DLQFilter, fn func(DeadLetter) error) (int, error) {
+	stream, err := b.js.Stream(ctx, DLQStream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", DLQStream, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", DLQStream, err)
+	}
+	last := info.State.LastSeq
 	n := 0
 	f.Limit = 200
 	for {
@@ -343,6 +343,9 @@ func (b *Bus) EachDLQ(ctx context.Context, f DLQFilter, fn func(DeadLetter) erro
 			return n, err
 		}
 		for _, d := range page {
+			if d.Seq > last {
+				return n, nil
+			}
 			if err := fn(d); err != nil {
 				return n, err
 			}

@@ -39,6 +39,7 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			Description: "Dead-lettered events (dlq.{subject}) and their replays (replay.{consumer}.{subject})",
 			Subjects:    []string{dlqPrefix + ">", replayPrefix + ">"},
 			Retention:   jetstream.LimitsPolicy,
+			AllowMsgTTL: true, // replay messages expire once consumed
 			MaxAge:      c.DLQMaxAge,
 			Replicas:    c.Replicas,
 			Duplicates:  c.DuplicateWindow,
@@ -53,6 +54,7 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			Duplicates:        c.DuplicateWindow,
 			Storage:           jetstream.FileStorage,
 			AllowMsgSchedules: true,
+			AllowMsgTTL:       true, // fired timers expire; pending schedules never do
 		},
 		{
 			Name:        AdvisoriesStream,

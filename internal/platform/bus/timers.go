@@ -23,6 +23,11 @@ const (
 	TimerFiredPrefix = timerPrefix + "fired."
 )
 
+// firedTTL is how long a fired timer stays in the stream: long enough for
+// any consumer outage we recover from, short enough that ALUM_TIMERS (which
+// has no MaxAge, so schedules months ahead survive) does not grow forever.
+const firedTTL = "168h"
+
 // ErrBadTimerKey is returned for keys that are not dot-separated tokens.
 var ErrBadTimerKey = errors.New("timer key must be dot-separated tokens of letters, digits, '-' and '_'")
 
@@ -55,6 +60,7 @@ func (b *Bus) ScheduleTimer(ctx context.Context, key string, at time.Time, data 
 	// The server reads fractional seconds; the client helper would drop them.
 	msg.Header.Set("Nats-Schedule", "@at "+at.UTC().Format(time.RFC3339Nano))
 	msg.Header.Set("Nats-Schedule-Target", TimerFiredPrefix+key)
+	msg.Header.Set(jetstream.ScheduleTTLHeader, firedTTL)
 	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("schedule timer %s: %w", key, err)
 	}

@@ -30,7 +30,7 @@ import (
 // tests change together with their events.
 func openDB(t testing.TB, url string) *store.DB {
 	t.Helper()
-	db := store.MustOpenForTest(t, url, "")
+	db := storetest.OpenURL(t, url)
 	ctx := context.Background()
 	if err := db.Migrate(ctx, "outbox", outbox.Migrations()); err != nil {
 		t.Fatal(err)

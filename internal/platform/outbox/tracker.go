@@ -99,11 +99,15 @@ func (t *cursorTracker) markPublished(ctx context.Context, seqs []int64) error {
 	return nil
 }
 
-func (t *cursorTracker) requeue(ctx context.Context, window time.Duration) (int64, error) {
+// requeue rewinds the cursor over every row still kept. Rows are kept for
+// the retention after they were published (prune deletes by publish
+// marks), so what is left is what was published within about the window;
+// publish times themselves are not stored, and republishing a few older
+// rows is harmless.
+func (t *cursorTracker) requeue(ctx context.Context, _ time.Duration) (int64, error) {
 	var from, cur int64
 	err := t.db.Reader().QueryRowContext(ctx,
-		`SELECT coalesce(min(seq), 0), (SELECT published_seq FROM outbox_relay WHERE id = 1) FROM outbox WHERE created_at >= $1`,
-		time.Now().Add(-window).UnixMilli()).Scan(&from, &cur)
+		`SELECT coalesce(min(seq), 0), (SELECT published_seq FROM outbox_relay WHERE id = 1) FROM outbox`).Scan(&from, &cur)
 	if err != nil {
 		return 0, fmt.Errorf("find recent outbox rows: %w", err)
 	}

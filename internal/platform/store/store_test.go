@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store/storetest"
@@ -124,4 +125,25 @@ func TestOpenRefusesUnknownURL(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "postgres://") || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("got %v; want a fix-it message without the password", err)
 	}
+}
+
+func TestPruneProcessedKeepsRecentRecords(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		if _, err := db.Writer().ExecContext(ctx, `INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ('C', 'old', 0)`); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.InTx(ctx, func(tx *sql.Tx) error { _, err := store.MarkProcessed(ctx, tx, "C", "new"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		n, err := store.PruneProcessed(ctx, db, time.Hour)
+		if err != nil || n != 1 {
+			t.Fatalf("pruned %d (%v), want the one old record", n, err)
+		}
+		var left string
+		if err := db.Reader().QueryRowContext(ctx, `SELECT event_id FROM processed_events`).Scan(&left); err != nil || left != "new" {
+			t.Fatalf("left %q (%v)", left, err)
+		}
+	})
 }

@@ -41,7 +41,23 @@ func Kinds() []store.Kind {
 // URL is not set.
 func Open(t testing.TB, kind store.Kind) *store.DB {
 	t.Helper()
-	return store.MustOpenForTest(t, URL(t, kind), t.TempDir())
+	return OpenURL(t, URL(t, kind))
+}
+
+// OpenURL opens url with the platform migrations applied and closes it
+// when the test ends.
+func OpenURL(t testing.TB, url string) *store.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Options{URL: url})
+	if err != nil {
+		t.Fatalf("open database: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := db.Migrate(ctx, "platform", store.Migrations()); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return db
 }
 
 // URL returns a database URL of kind for one test: an SQLite file in a
