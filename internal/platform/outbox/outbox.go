@@ -68,6 +68,9 @@ func (o *Outbox) Write(ctx context.Context, tx *sql.Tx, envs ...event.Envelope) 
 		return nil
 	}
 	now := time.Now().UnixMilli()
+	if o.db.Kind() == store.SQLite {
+		return o.writeEach(ctx, tx, envs, now)
+	}
 	args := make([]any, 0, 4*min(len(envs), rowsPerInsert))
 	for len(envs) > 0 {
 		chunk := envs[:min(len(envs), rowsPerInsert)]
@@ -80,9 +83,8 @@ func (o *Outbox) Write(ctx context.Context, tx *sql.Tx, envs ...event.Envelope) 
 			}
 			args = append(args, env.ID, env.Type, data, now)
 		}
-		// One multi-row statement per chunk: preparing a statement costs
-		// more than inserting a row, so imports and fan-outs that emit many
-		// events pay it once.
+		// One multi-row statement per chunk: a round trip per row would
+		// dominate on a network database.
 		if _, err := tx.ExecContext(ctx, insertSQL(len(chunk)), args...); err != nil {
 			return fmt.Errorf("write %d events to outbox: %w", len(chunk), err)
 		}
@@ -90,6 +92,27 @@ func (o *Outbox) Write(ctx context.Context, tx *sql.Tx, envs ...event.Envelope) 
 	if o.db.Kind() == store.Postgres {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_notify('`+notifyChannel+`', '')`); err != nil {
 			return fmt.Errorf("notify outbox relay: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeEach inserts with one prepared single-row statement. On SQLite there
+// is no round trip to save, and the driver binds numbered parameters by
+// name, which makes a statement with hundreds of them quadratic (measured).
+func (o *Outbox) writeEach(ctx context.Context, tx *sql.Tx, envs []event.Envelope, now int64) error {
+	stmt, err := tx.PrepareContext(ctx, insertSQL(1))
+	if err != nil {
+		return fmt.Errorf("prepare outbox insert: %w", err)
+	}
+	defer stmt.Close()
+	for _, env := range envs {
+		data, err := event.Encode(env, o.maxSize)
+		if err != nil {
+			return err
+		}
+		if _, err := stmt.ExecContext(ctx, env.ID, env.Type, data, now); err != nil {
+			return fmt.Errorf("write %s event to outbox: %w", env.Type, err)
 		}
 	}
 	return nil

@@ -180,7 +180,10 @@ func (r *Relay) loop(ctx context.Context) {
 // flush publishes one batch of unpublished rows in seq order and marks the
 // acknowledged ones. It returns how many rows it read.
 func (r *Relay) flush(ctx context.Context) (int, error) {
-	seqs, msgs, err := r.track.next(ctx, r.opts.BatchSize)
+	// Statements run without cancellation (the SQLite driver would start a
+	// goroutine per statement to watch for it); each is short.
+	dbctx := context.WithoutCancel(ctx)
+	seqs, msgs, err := r.track.next(dbctx, r.opts.BatchSize)
 	if err != nil || len(msgs) == 0 {
 		return 0, err
 	}
@@ -188,7 +191,7 @@ func (r *Relay) flush(ctx context.Context) (int, error) {
 	acked, pubErr := r.pub.PublishBatchPrefix(pctx, msgs)
 	cancel()
 	if acked > 0 {
-		if err := r.track.markPublished(ctx, seqs[:acked]); err != nil {
+		if err := r.track.markPublished(dbctx, seqs[:acked]); err != nil {
 			return 0, errors.Join(pubErr, err)
 		}
 		r.published.Add(float64(acked))
