@@ -108,7 +108,7 @@ func Ceiling(ctx context.Context, dir string, o Options) (Result, error) {
 	for i := range o.Events {
 		m := &nats.Msg{Subject: event.ContactCreated, Data: pool[i%len(pool)],
 			Header: nats.Header{jetstream.MsgIDHeader: []string{event.NewID()}}}
-		if _, err := js.PublishMsgAsync(m); err != nil {
+		if err := bus.PublishAsyncRetry(ctx, js, m); err != nil {
 			return Result{}, err
 		}
 	}

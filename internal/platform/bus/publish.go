@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -53,7 +54,7 @@ func (b *Bus) publishBatch(ctx context.Context, msgs []Message) (int, error) {
 		}
 		msg := &nats.Msg{Subject: m.Subject, Data: m.Data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, m.ID)
-		f, err := b.js.PublishMsgAsync(msg)
+		f, err := publishAsync(ctx, b.js, msg)
 		if err != nil {
 			pubErr = fmt.Errorf("publish %s %s: %w", m.Subject, m.ID, err)
 			break
@@ -79,4 +80,29 @@ func (b *Bus) publishBatch(ctx context.Context, msgs []Message) (int, error) {
 		}
 	}
 	return acked, pubErr
+}
+
+// publishAsync publishes msg asynchronously. When the client's window of
+// unacknowledged publishes is full (slow fsync, many concurrent batches) it
+// waits for the window to drain instead of failing.
+func publishAsync(ctx context.Context, js jetstream.JetStream, msg *nats.Msg) (jetstream.PubAckFuture, error) {
+	for {
+		f, err := js.PublishMsgAsync(msg)
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return f, err
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// PublishAsyncRetry is publishAsync for callers that track acknowledgements
+// through the JetStream context themselves (the benchmarks' ceiling).
+func PublishAsyncRetry(ctx context.Context, js jetstream.JetStream, msg *nats.Msg) error {
+	_, err := publishAsync(ctx, js, msg)
+	return err
 }
