@@ -491,3 +491,33 @@ func TestConcurrencyBoundsHandlersInFlight(t *testing.T) {
 		t.Fatalf("at most %d handlers ran at once; want exactly the configured 3", p)
 	}
 }
+
+func TestEventsPublishedWhileHandlingCarryCorrelationAndCausation(t *testing.T) {
+	t.Parallel()
+	b := bustest.Open(t, "")
+	caused := make(chan event.Envelope, 1)
+	start(t, b, bus.ConsumerOptions{Name: "CAUSE_CONSUMER", Filters: []string{event.ContactCreated},
+		Handler: func(ctx context.Context, ev event.Envelope) error {
+			next, err := event.New(ctx, event.ContactTagged, event.SourceContacts, ev.TenantID,
+				event.ContactTagData{ContactID: "c1", Tag: "welcomed", Version: 2})
+			if err != nil {
+				return bus.Permanent(err)
+			}
+			caused <- next
+			return nil
+		}})
+	origin, err := event.New(event.WithCorrelationID(context.Background(), "req-42"), event.ContactCreated,
+		event.SourceContacts, "t", event.ContactCreatedData{ContactID: "c1", Version: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, origin)
+	select {
+	case next := <-caused:
+		if next.CorrelationID != "req-42" || next.CausationID != origin.ID {
+			t.Fatalf("correlation %q causation %q; want req-42 and %s", next.CorrelationID, next.CausationID, origin.ID)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("handler never ran")
+	}
+}
