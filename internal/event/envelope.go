@@ -159,7 +159,7 @@ func Encode(env Envelope, maxSize int) ([]byte, error) {
 // ErrUnsupportedVersion, both of which are permanent.
 func Decode(b []byte) (Envelope, error) {
 	var env Envelope
-	if err := json.Unmarshal(b, &env); err != nil {
+	if err := decodeEnvelope(b, &env); err != nil {
 		return Envelope{}, fmt.Errorf("%w: not a JSON envelope: %v", ErrInvalid, err)
 	}
 	if err := env.validateEnvelope(); err != nil {
