@@ -31,20 +31,16 @@ func (b *Bus) Publish(ctx context.Context, env event.Envelope) error {
 }
 
 // PublishBatch publishes msgs asynchronously, in order, and waits until the
-// stream acknowledged every one. It returns the number of leading messages
-// acknowledged, so a caller can mark exactly those as sent.
+// stream acknowledged every one.
 func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
-	_, err := b.publishBatch(ctx, msgs)
+	_, err := b.PublishBatchPrefix(ctx, msgs)
 	return err
 }
 
-// PublishBatchPrefix is PublishBatch returning how many leading messages were
-// acknowledged before the first failure.
+// PublishBatchPrefix is PublishBatch that also returns how many leading
+// messages the stream acknowledged before the first failure, so the outbox
+// relay can mark exactly those as sent.
 func (b *Bus) PublishBatchPrefix(ctx context.Context, msgs []Message) (int, error) {
-	return b.publishBatch(ctx, msgs)
-}
-
-func (b *Bus) publishBatch(ctx context.Context, msgs []Message) (int, error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	var pubErr error
 	for _, m := range msgs {
