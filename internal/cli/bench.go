@@ -1,11 +1,16 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/bench"
@@ -21,7 +26,8 @@ directory, and prints figures (nothing is asserted):
   latency   one change per transaction at a steady --rate; time from commit
             to the analytics consumer finishing, p50 and p99
   all       each of the above in a process of its own (so peak RSS is each
-            one's own), then the pipeline/ceiling ratio`)
+            one's own), --runs times, then the medians and the
+            pipeline/ceiling ratio`)
 	o := bench.Options{Out: cio.out}
 	fs.IntVar(&o.Events, "events", 1_000_000, "events for ceiling and pipeline")
 	fs.IntVar(&o.Writers, "writers", 4, "goroutines committing changes (pipeline)")
@@ -31,6 +37,7 @@ directory, and prints figures (nothing is asserted):
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to run (latency)")
 	dir := fs.String("dir", "", "work directory (default: a new temporary directory, removed afterwards)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the scenario to this file (go tool pprof)")
+	runs := fs.Int("runs", 1, "with all: how many times to run the scenarios; the medians are compared")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -38,11 +45,11 @@ directory, and prints figures (nothing is asserted):
 	if len(pos) != 1 {
 		return usageErrorf("name one scenario: ceiling, pipeline, latency or all")
 	}
-	if o.Events <= 0 || o.Writers <= 0 || o.Batch <= 0 || o.Rate <= 0 || o.Duration <= 0 {
-		return usageErrorf("--events, --writers, --batch, --rate and --duration must be positive")
+	if o.Events <= 0 || o.Writers <= 0 || o.Batch <= 0 || o.Rate <= 0 || o.Duration <= 0 || *runs <= 0 {
+		return usageErrorf("--events, --writers, --batch, --rate, --duration and --runs must be positive")
 	}
 	if pos[0] == "all" {
-		return benchAll(ctx, cio, args)
+		return benchAll(ctx, cio, args, *runs)
 	}
 	run := map[string]func(context.Context, string, bench.Options) (bench.Result, error){
 		"ceiling": bench.Ceiling, "pipeline": bench.Pipeline, "latency": bench.Latency,
@@ -78,24 +85,67 @@ directory, and prints figures (nothing is asserted):
 	return nil
 }
 
-// benchAll runs each scenario in a fresh process of this binary.
-func benchAll(ctx context.Context, cio cmdIO, args []string) error {
+// benchAll runs each scenario in a fresh process of this binary, --runs
+// times with ceiling and pipeline alternating (so both see the same machine
+// weather), then prints the medians and the pipeline/ceiling ratio.
+func benchAll(ctx context.Context, cio cmdIO, args []string, runs int) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	var rest []string
-	for _, a := range args {
-		if a != "all" {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "all":
+		case a == "--runs" || a == "-runs":
+			i++ // its value
+		case strings.HasPrefix(a, "--runs=") || strings.HasPrefix(a, "-runs="):
+		default:
 			rest = append(rest, a)
 		}
 	}
-	for _, s := range []string{"ceiling", "pipeline", "latency"} {
-		cmd := exec.CommandContext(ctx, self, append([]string{"bench", s}, rest...)...)
-		cmd.Stdout, cmd.Stderr = cio.out, cio.err
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("bench %s: %w", s, err)
+	rates := map[string][]float64{}
+	for range runs {
+		for _, s := range []string{"ceiling", "pipeline", "latency"} {
+			var out bytes.Buffer
+			cmd := exec.CommandContext(ctx, self, append([]string{"bench", s}, rest...)...)
+			cmd.Stdout, cmd.Stderr = io.MultiWriter(cio.out, &out), cio.err
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("bench %s: %w", s, err)
+			}
+			if r, ok := parseRate(out.String(), s); ok {
+				rates[s] = append(rates[s], r)
+			}
 		}
 	}
+	c, p := median(rates["ceiling"]), median(rates["pipeline"])
+	if c > 0 && p > 0 {
+		fmt.Fprintf(cio.out, "\nmedians over %d run(s): ceiling %.0f/s, pipeline %.0f/s, pipeline/ceiling %.0f%%\n", runs, c, p, 100*p/c)
+	}
 	return nil
+}
+
+// parseRate finds "rate=N/s" on the result line of scenario in out.
+func parseRate(out, scenario string) (float64, bool) {
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, scenario+" ") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "rate="); ok {
+				r, err := strconv.ParseFloat(strings.TrimSuffix(v, "/s"), 64)
+				return r, err == nil
+			}
+		}
+	}
+	return 0, false
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }

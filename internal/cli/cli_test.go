@@ -372,3 +372,17 @@ func TestConfigPrintsEffectiveSettings(t *testing.T) {
 		t.Errorf("config shows the database password:\n%s", out)
 	}
 }
+
+func TestParseRateAndMedian(t *testing.T) {
+	t.Parallel()
+	out := "running pipeline (sync 1s) in /tmp/x\n  ... 5 of 10 events stored\npipeline  events=1000000 elapsed=30.8s rate=32432/s peakRSS=600MiB\n"
+	if r, ok := parseRate(out, "pipeline"); !ok || r != 32432 {
+		t.Fatalf("parseRate = %v, %v", r, ok)
+	}
+	if _, ok := parseRate(out, "ceiling"); ok {
+		t.Fatal("found a ceiling rate in pipeline output")
+	}
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Fatalf("median = %v", m)
+	}
+}
