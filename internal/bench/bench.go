@@ -100,7 +100,11 @@ func Ceiling(ctx context.Context, dir string, o Options) (Result, error) {
 		if acked.Add(1) == int64(o.Events) {
 			close(done)
 		}
-	}, jetstream.PullMaxMessages(1000))
+	}, jetstream.PullMaxMessages(1000),
+		// Consume is the client's fastest path, but under load its pull can
+		// stall until the pull expires (see docs/benchmarks.md): a short expiry
+		// keeps a stall from passing for a slow machine.
+		jetstream.PullExpiry(time.Second))
 	if err != nil {
 		return Result{}, err
 	}
