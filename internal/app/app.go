@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -73,9 +74,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
-	}
 	if a.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -85,9 +83,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 
 	if a.db, err = OpenDB(ctx, cfg); err != nil {
-		return nil, err
-	}
-	if err := a.db.Migrate(ctx, "outbox", outbox.Migrations()); err != nil {
 		return nil, err
 	}
 	if a.bus, err = OpenBus(ctx, cfg, bus.NewMetrics(a.registry), log); err != nil {
@@ -119,20 +114,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 }
 
 // OpenDB opens the configured database and applies the platform's own
-// migrations (tenants, idempotency records).
+// migrations (idempotency records, tenants, the outbox).
 func OpenDB(ctx context.Context, cfg config.Config) (*store.DB, error) {
 	db, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, DataDir: cfg.DataDir})
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range []struct {
-		name string
-		err  func() error
-	}{
-		{"platform", func() error { return db.Migrate(ctx, "platform", store.Migrations()) }},
-		{"tenant", func() error { return db.Migrate(ctx, "tenant", tenant.Migrations()) }},
+	for module, fsys := range map[string]fs.FS{
+		"platform": store.Migrations(),
+		"tenant":   tenant.Migrations(),
+		"outbox":   outbox.Migrations(),
 	} {
-		if err := m.err(); err != nil {
+		if err := db.Migrate(ctx, module, fsys); err != nil {
 			db.Close()
 			return nil, err
 		}
@@ -377,10 +370,6 @@ func (a *App) Registry() *prometheus.Registry { return a.registry }
 func Migrate(ctx context.Context, cfg config.Config) (*store.DB, error) {
 	db, err := OpenDB(ctx, cfg)
 	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, "outbox", outbox.Migrations()); err != nil {
-		db.Close()
 		return nil, err
 	}
 	adb, err := analyticsDB(ctx, cfg, db)
