@@ -146,17 +146,16 @@ func (b *Bus) handleAdvisory(ctx context.Context, data []byte) error {
 	if adv.Stream == DLQStream {
 		consumer = strings.TrimSuffix(consumer, "_REPLAY")
 	}
+	last := adv.Time
+	if last.IsZero() {
+		last = time.Now()
+	}
 	entry := DeadLetter{
 		Error: DeadLetterError{
-			Message:  fmt.Sprintf("no acknowledgement after %d deliveries: the handler crashed, hung past AckWait, or its process died", adv.Deliveries),
-			Code:     codeMaxDeliveries,
-			Attempts: int(adv.Deliveries),
-			LastAttempt: event.Time{Time: func() time.Time {
-				if adv.Time.IsZero() {
-					return time.Now().UTC()
-				}
-				return adv.Time.UTC()
-			}().Truncate(time.Millisecond)},
+			Message:     fmt.Sprintf("no acknowledgement after %d deliveries: the handler crashed, hung past AckWait, or its process died", adv.Deliveries),
+			Code:        codeMaxDeliveries,
+			Attempts:    int(adv.Deliveries),
+			LastAttempt: event.Time{Time: last.UTC().Truncate(time.Millisecond)},
 		},
 		Consumer:  consumer,
 		Stream:    adv.Stream,
