@@ -85,7 +85,9 @@ func (o *ConsumerOptions) defaults() error {
 }
 
 // ReplayName is the durable that receives replays of name's dead letters.
-func ReplayName(name string) string { return name + "_REPLAY" }
+func ReplayName(name string) string { return name + replaySuffix }
+
+const replaySuffix = "_REPLAY"
 
 func replaySubjectPrefix(consumer string) string { return replayPrefix + consumer + "." }
 

@@ -144,7 +144,7 @@ func (b *Bus) handleAdvisory(ctx context.Context, data []byte) error {
 	}
 	consumer := adv.Consumer
 	if adv.Stream == DLQStream {
-		consumer = strings.TrimSuffix(consumer, "_REPLAY")
+		consumer = strings.TrimSuffix(consumer, replaySuffix)
 	}
 	last := adv.Time
 	if last.IsZero() {
