@@ -1,9 +1,7 @@
 package analytics
 
 import (
-	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
@@ -107,10 +105,10 @@ func (h *HTTP) parseCountQuery(r *http.Request) (CountQuery, error) {
 		limit, span = maxDayRange, defaultDayRange
 	}
 	var err error
-	if q.To, err = parseTime(v.Get("to"), "to", h.now()); err != nil {
+	if q.To, err = httpapi.ParseTime(v.Get("to"), "to", h.now()); err != nil {
 		return q, err
 	}
-	if q.From, err = parseTime(v.Get("from"), "from", q.To.Add(-span)); err != nil {
+	if q.From, err = httpapi.ParseTime(v.Get("from"), "from", q.To.Add(-span)); err != nil {
 		return q, err
 	}
 	if !q.From.Before(q.To) {
@@ -126,22 +124,4 @@ func (h *HTTP) parseCountQuery(r *http.Request) (CountQuery, error) {
 			d.Hours()/24, q.Interval, int(limit/(24*time.Hour)), hint)
 	}
 	return q, nil
-}
-
-// parseTime reads an RFC 3339 query parameter, or returns def when absent.
-func parseTime(s, param string, def time.Time) (time.Time, error) {
-	if s == "" {
-		return def.UTC(), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		msg := fmt.Sprintf("%s %q is not an RFC 3339 timestamp; use a form like 2026-01-02T15:04:05Z", param, s)
-		if strings.Contains(s, " ") {
-			// A "+01:00" offset sent unencoded arrives as a space.
-			msg += " (encode a + in the offset as %2B)"
-		}
-		return time.Time{}, &fault.Error{Kind: fault.Invalid, Code: "invalid_timestamp", Message: msg,
-			Details: map[string]any{"parameter": param}}
-	}
-	return t.UTC(), nil
 }

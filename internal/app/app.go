@@ -19,6 +19,7 @@ import (
 
 	"github.com/alumoutreach/alumoutreach/internal/analytics"
 	"github.com/alumoutreach/alumoutreach/internal/config"
+	"github.com/alumoutreach/alumoutreach/internal/contacts"
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
 	"github.com/alumoutreach/alumoutreach/internal/platform/dlqapi"
 	"github.com/alumoutreach/alumoutreach/internal/platform/httpapi"
@@ -41,6 +42,7 @@ type App struct {
 	tenants     *tenant.Service
 	http        *httpapi.Server
 	ingest      *analytics.Ingest
+	contacts    *contacts.Service
 	dlqWorker   *bus.Consumer
 	consumers   []*bus.Consumer
 	pending     []bus.ConsumerOptions
@@ -105,6 +107,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	dlqapi.New(a.bus).RegisterRoutes(a.http)
 	a.http.Handle("GET /api/v1/openapi.json", openAPIHandler())
 
+	a.contacts = contacts.NewService(a.db, a.outbox, log)
+	if cfg.ModuleEnabled("contacts") {
+		contacts.NewHTTP(a.contacts).RegisterRoutes(a.http)
+	}
 	if cfg.ModuleEnabled("analytics") {
 		if err := a.wireAnalytics(ctx); err != nil {
 			return nil, err
@@ -124,6 +130,9 @@ func OpenDB(ctx context.Context, cfg config.Config) (*store.DB, error) {
 		"platform": store.Migrations(),
 		"tenant":   tenant.Migrations(),
 		"outbox":   outbox.Migrations(),
+		// Module tables exist whatever this instance runs: tools (imports,
+		// readers wired across modules) use them.
+		contacts.ModuleName: contacts.Migrations(),
 	} {
 		if err := db.Migrate(ctx, module, fsys); err != nil {
 			db.Close()

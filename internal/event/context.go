@@ -33,3 +33,13 @@ func WithCause(ctx context.Context, cause Envelope) context.Context {
 	ctx = context.WithValue(ctx, correlationKey, cause.CorrelationID)
 	return context.WithValue(ctx, causationKey, cause.ID)
 }
+
+// EnsureCorrelation returns ctx with a correlation id, starting a new one
+// when ctx has none, so that every event of one change shares it even
+// outside an HTTP request (imports, tools, tests).
+func EnsureCorrelation(ctx context.Context) context.Context {
+	if CorrelationID(ctx) != "" {
+		return ctx
+	}
+	return WithCorrelationID(ctx, NewID())
+}
