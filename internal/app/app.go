@@ -43,6 +43,7 @@ type App struct {
 	http        *httpapi.Server
 	ingest      *analytics.Ingest
 	contacts    *contacts.Service
+	imports     *contacts.Importer
 	dlqWorker   *bus.Consumer
 	consumers   []*bus.Consumer
 	pending     []bus.ConsumerOptions
@@ -109,7 +110,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 
 	a.contacts = contacts.NewService(a.db, a.outbox, log)
 	if cfg.ModuleEnabled("contacts") {
-		contacts.NewHTTP(a.contacts).RegisterRoutes(a.http)
+		a.imports = contacts.NewImporter(a.contacts, contacts.ImportOptions{SpoolDir: filepath.Join(cfg.DataDir, "imports")}, log)
+		contacts.NewHTTP(a.contacts, a.imports).RegisterRoutes(a.http)
 	}
 	if cfg.ModuleEnabled("analytics") {
 		if err := a.wireAnalytics(ctx); err != nil {
@@ -222,6 +224,11 @@ func (a *App) Start(ctx context.Context) error {
 		a.consumers = append(a.consumers, c)
 		a.log.Info("consumer started", "consumer", o.Name, "filters", strings.Join(o.Filters, ","), "concurrency", o.Concurrency)
 	}
+	if a.imports != nil {
+		if err := a.imports.Resume(ctx); err != nil {
+			return err
+		}
+	}
 	if err := a.http.Start(ctx); err != nil {
 		return err
 	}
@@ -253,6 +260,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	var errs []error
 	if err := a.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http: %w", err))
+	}
+	if a.imports != nil {
+		a.imports.Stop() // a running import commits its batch and resumes at the next start
 	}
 	// Consumers drain side by side: each waits for its pull in flight.
 	// Bounded on their own, so that with the bus unreachable they do not

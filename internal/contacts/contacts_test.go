@@ -26,11 +26,12 @@ const (
 // fixture is the module on a real database, called through its HTTP
 // handlers as a tenant, with the outbox read back after each change.
 type fixture struct {
-	t   *testing.T
-	db  *store.DB
-	svc *Service
-	mux apitest.Mux
-	out *outboxtest.Reader
+	t       *testing.T
+	db      *store.DB
+	svc     *Service
+	imports *Importer
+	mux     apitest.Mux
+	out     *outboxtest.Reader
 }
 
 func newFixture(t *testing.T, db *store.DB) *fixture {
@@ -42,10 +43,13 @@ func newFixture(t *testing.T, db *store.DB) *fixture {
 	if err := Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	svc := NewService(db, outbox.New(db, 0), slog.New(slog.DiscardHandler))
+	log := slog.New(slog.DiscardHandler)
+	svc := NewService(db, outbox.New(db, 0), log)
+	imports := NewImporter(svc, ImportOptions{SpoolDir: t.TempDir(), BatchSize: 3}, log)
+	t.Cleanup(imports.Stop)
 	mux := apitest.NewMux()
-	NewHTTP(svc).RegisterRoutes(mux)
-	return &fixture{t: t, db: db, svc: svc, mux: mux, out: outboxtest.NewReader(t, db)}
+	NewHTTP(svc, imports).RegisterRoutes(mux)
+	return &fixture{t: t, db: db, svc: svc, imports: imports, mux: mux, out: outboxtest.NewReader(t, db)}
 }
 
 func (f *fixture) do(tenant, method, target, body string, header ...string) apitest.Response {

@@ -30,11 +30,12 @@ type Routes interface {
 
 // HTTP serves the contacts API.
 type HTTP struct {
-	svc *Service
+	svc     *Service
+	imports *Importer
 }
 
-// NewHTTP returns the API over svc.
-func NewHTTP(svc *Service) *HTTP { return &HTTP{svc: svc} }
+// NewHTTP returns the API over svc and its importer.
+func NewHTTP(svc *Service, imports *Importer) *HTTP { return &HTTP{svc: svc, imports: imports} }
 
 // RegisterRoutes adds the module's endpoints to r.
 func (h *HTTP) RegisterRoutes(r Routes) {
@@ -48,6 +49,7 @@ func (h *HTTP) RegisterRoutes(r Routes) {
 	r.HandleAPI("POST /api/v1/contacts/{id}/tags", h.addTags)
 	r.HandleAPI("DELETE /api/v1/contacts/{id}/tags/{tag}", h.removeTag)
 	r.HandleAPI("PUT /api/v1/contacts/{id}/consent/{channel}", h.setConsent)
+	h.registerImportRoutes(r)
 }
 
 // readBody reads a JSON request body of at most limit bytes.

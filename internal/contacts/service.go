@@ -165,13 +165,12 @@ func (s *Service) change(ctx context.Context, tenant, id string, fn func(c *Cont
 		if c.Erased() {
 			return erasedConflict(id)
 		}
+		before := c.UpdatedAt
 		c.Version++
 		c.UpdatedAt = s.clock()
 		envs, changed, err := fn(c)
 		if err != nil || !changed {
-			if !changed {
-				c.Version--
-			}
+			c.Version, c.UpdatedAt = c.Version-1, before
 			return err
 		}
 		if err := s.st.update(ctx, tx, tenant, c); err != nil {
@@ -233,54 +232,54 @@ func (s *Service) Upsert(ctx context.Context, tenant string, in Input) (*Contact
 	)
 	err := s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
 		var err error
-		c, created, err = s.upsert(ctx, tx, emit, tenant, in)
+		c, created, _, err = s.upsert(ctx, tx, emit, tenant, in)
 		return err
 	})
 	return c, created, err
 }
 
-func (s *Service) upsert(ctx context.Context, tx *sql.Tx, emit outbox.Emit, tenant string, in Input) (*Contact, bool, error) {
+func (s *Service) upsert(ctx context.Context, tx *sql.Tx, emit outbox.Emit, tenant string, in Input) (c *Contact, created, changed bool, err error) {
 	if err := in.normalize(); err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	id, err := s.match(ctx, tx, tenant, in.Fields)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	if id == "" {
 		if in.Source == "" {
 			in.Source = "upsert"
 		}
 		c, err := s.create(ctx, tx, emit, tenant, in)
-		return c, true, err
+		return c, true, true, err
 	}
 	tags, err := normalizeTags(in.Tags)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
-	c, err := s.st.get(ctx, tx, tenant, id, true)
+	c, err = s.st.get(ctx, tx, tenant, id, true)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	if c.Erased() {
-		return nil, false, erasedConflict(id)
+		return nil, false, false, erasedConflict(id)
 	}
-	now := s.clock()
+	now, before := s.clock(), c.UpdatedAt
 	c.Version++
 	c.UpdatedAt = now
 	envs, changed, err := s.updateFields(ctx, tenant, c, in.Fields)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	tagEnvs, err := s.addTags(ctx, tx, tenant, c, tags)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	envs = append(envs, tagEnvs...)
 	for _, ch := range slices.Sorted(maps.Keys(in.Consent)) {
 		env, ok, err := s.decide(ctx, tx, tenant, c, ch, in.Consent[ch], now)
 		if err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 		if ok {
 			envs = append(envs, env)
@@ -288,13 +287,13 @@ func (s *Service) upsert(ctx context.Context, tx *sql.Tx, emit outbox.Emit, tena
 	}
 	if !changed && len(envs) == 0 {
 		c.Version--
-		c.UpdatedAt = now
-		return c, false, nil
+		c.UpdatedAt = before
+		return c, false, false, nil
 	}
 	if err := s.st.update(ctx, tx, tenant, c); err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
-	return c, false, emit(envs...)
+	return c, false, true, emit(envs...)
 }
 
 // match finds the contact an upsert is about: by email first, then phone.
@@ -351,11 +350,12 @@ func (s *Service) AddTags(ctx context.Context, tenant, id string, tags []string)
 		if c.Erased() {
 			return erasedConflict(id)
 		}
+		before := c.UpdatedAt
 		c.Version++
 		c.UpdatedAt = s.clock()
 		envs, err := s.addTags(ctx, tx, tenant, c, tags)
 		if err != nil || len(envs) == 0 {
-			c.Version--
+			c.Version, c.UpdatedAt = c.Version-1, before
 			return err
 		}
 		if err := s.st.update(ctx, tx, tenant, c); err != nil {
@@ -461,11 +461,12 @@ func (s *Service) SetConsent(ctx context.Context, tenant, id, channel string, in
 		if c.Erased() {
 			return erasedConflict(id)
 		}
+		before := c.UpdatedAt
 		c.Version++
 		c.UpdatedAt = now
 		env, changed, err := s.decide(ctx, tx, tenant, c, channel, in, now)
 		if err != nil || !changed {
-			c.Version--
+			c.Version, c.UpdatedAt = c.Version-1, before
 			return err
 		}
 		if err := s.st.update(ctx, tx, tenant, c); err != nil {
