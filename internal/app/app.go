@@ -481,3 +481,11 @@ func lockDataDir(dir string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// ContactImporter returns an importer over db for the command line: it
+// writes contacts and their events to the outbox, which the serving
+// process's relay publishes (at once, or when it next starts).
+func ContactImporter(db *store.DB, cfg config.Config, log *slog.Logger) *contacts.Importer {
+	svc := contacts.NewService(db, outbox.New(db, int(cfg.Events.MaxSize)), log)
+	return contacts.NewImporter(svc, contacts.ImportOptions{SpoolDir: filepath.Join(cfg.DataDir, "imports")}, log)
+}

@@ -36,6 +36,7 @@ func commands() []command {
 		{"migrate", "apply database migrations and exit", runMigrate},
 		{"tenant", "create and list tenants, create and revoke API keys", runTenant},
 		{"dlq", "list, show, replay and purge dead-lettered events", runDLQ},
+		{"contacts", "import contacts from a CSV or NDJSON file, with a progress bar", runContacts},
 		{"bench", "measure the event path on this machine (ceiling, pipeline, latency)", runBench},
 		{"config", "print the effective configuration and every setting's variable and flag", runConfig},
 	}
