@@ -34,7 +34,8 @@ type fixture struct {
 	out     *outboxtest.Reader
 }
 
-func newFixture(t *testing.T, db *store.DB) *fixture {
+// migrate applies the outbox's and the module's migrations to db.
+func migrate(t testing.TB, db *store.DB) {
 	t.Helper()
 	ctx := context.Background()
 	if err := db.Migrate(ctx, "outbox", outbox.Migrations()); err != nil {
@@ -43,6 +44,11 @@ func newFixture(t *testing.T, db *store.DB) *fixture {
 	if err := Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func newFixture(t *testing.T, db *store.DB) *fixture {
+	t.Helper()
+	migrate(t, db)
 	log := slog.New(slog.DiscardHandler)
 	svc := NewService(db, outbox.New(db, 0), log)
 	imports := NewImporter(svc, ImportOptions{SpoolDir: t.TempDir(), BatchSize: 3}, log)

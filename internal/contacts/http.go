@@ -54,7 +54,8 @@ func (h *HTTP) RegisterRoutes(r Routes) {
 
 // readBody reads a JSON request body of at most limit bytes.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+	ct := r.Header.Get("Content-Type")
+	if ct != "" && !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "application/merge-patch+json") {
 		return nil, fault.New(fault.Invalid, "unsupported_media_type", "send the body as application/json (got %q)", ct)
 	}
 	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))

@@ -399,10 +399,20 @@ func (im *Importer) commitRows(ctx context.Context, imp *Import, rows []importRo
 	var counts batchCounts
 	err := im.svc.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
 		counts = batchCounts{}
+		// Each statement is prepared once per batch, and the batch's events
+		// go to the outbox in one write: parsing the same SQL for every row
+		// cost a fifth of an import.
+		stmts := newStmtCache(tx)
+		defer stmts.close()
+		var envs []event.Envelope
+		buffer := func(e ...event.Envelope) error {
+			envs = append(envs, e...)
+			return nil
+		}
 		for _, r := range rows {
 			err := r.err // the row does not parse
 			if err == nil {
-				err = im.importRow(ctx, tx, emit, imp, r, &counts)
+				err = im.importRow(ctx, stmts, buffer, imp, r, &counts)
 				if _, ok := fault.As(err); err != nil && !ok {
 					return err // a database problem, not the row's fault
 				}
@@ -413,6 +423,9 @@ func (im *Importer) commitRows(ctx context.Context, imp *Import, rows []importRo
 					counts.errors = append(counts.errors, ImportError{Row: r.row, Reason: reason(err)})
 				}
 			}
+		}
+		if err := emit(envs...); err != nil {
+			return err
 		}
 		return im.saveProgress(ctx, tx, imp, int64(len(rows)), counts)
 	})
@@ -428,7 +441,7 @@ func reason(err error) string {
 
 // importRow writes one row; each contact's events start a correlation of
 // their own, as a contact created through the API would.
-func (im *Importer) importRow(ctx context.Context, tx *sql.Tx, emit outbox.Emit, imp *Import, r importRow, counts *batchCounts) error {
+func (im *Importer) importRow(ctx context.Context, tx querier, emit outbox.Emit, imp *Import, r importRow, counts *batchCounts) error {
 	ctx = event.WithCorrelationID(ctx, event.NewID())
 	if imp.Mode == ModeCreate {
 		if _, err := im.svc.create(ctx, tx, emit, imp.tenant, r.in); err != nil {

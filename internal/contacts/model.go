@@ -407,7 +407,7 @@ func NormalizeTag(tag string) (string, error) {
 		return "", invalidField("tags", "a tag must not be empty")
 	}
 	if err := checkText("tags", t, maxTagLen); err != nil {
-		return "", fault.New(fault.Invalid, "invalid_field", "tag %q: %s", t, err.(*fault.Error).Message)
+		return "", invalidField("tags", "tag %q: %s", t, err.(*fault.Error).Message)
 	}
 	return t, nil
 }

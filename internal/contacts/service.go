@@ -101,7 +101,7 @@ func (s *Service) prepare(in Input, now time.Time) (*Contact, error) {
 }
 
 // create validates and inserts in inside tx, emitting its events.
-func (s *Service) create(ctx context.Context, tx *sql.Tx, emit outbox.Emit, tenant string, in Input) (*Contact, error) {
+func (s *Service) create(ctx context.Context, tx querier, emit outbox.Emit, tenant string, in Input) (*Contact, error) {
 	c, err := s.prepare(in, s.clock())
 	if err != nil {
 		return nil, err
@@ -238,7 +238,7 @@ func (s *Service) Upsert(ctx context.Context, tenant string, in Input) (*Contact
 	return c, created, err
 }
 
-func (s *Service) upsert(ctx context.Context, tx *sql.Tx, emit outbox.Emit, tenant string, in Input) (c *Contact, created, changed bool, err error) {
+func (s *Service) upsert(ctx context.Context, tx querier, emit outbox.Emit, tenant string, in Input) (c *Contact, created, changed bool, err error) {
 	if err := in.normalize(); err != nil {
 		return nil, false, false, err
 	}
@@ -371,7 +371,7 @@ func (s *Service) AddTags(ctx context.Context, tenant, id string, tags []string)
 
 // addTags stores the tags c lacks (c.Version already raised) and returns
 // their events.
-func (s *Service) addTags(ctx context.Context, tx *sql.Tx, tenant string, c *Contact, tags []string) ([]event.Envelope, error) {
+func (s *Service) addTags(ctx context.Context, tx querier, tenant string, c *Contact, tags []string) ([]event.Envelope, error) {
 	var envs []event.Envelope
 	for _, t := range tags {
 		if slices.Contains(c.Tags, t) {
@@ -482,7 +482,7 @@ func (s *Service) SetConsent(ctx context.Context, tenant, id, channel string, in
 
 // decide records a consent decision (c.Version already raised) when it
 // changes the channel's status, and returns its event.
-func (s *Service) decide(ctx context.Context, tx *sql.Tx, tenant string, c *Contact, channel string, in ConsentInput, now time.Time) (event.Envelope, bool, error) {
+func (s *Service) decide(ctx context.Context, tx querier, tenant string, c *Contact, channel string, in ConsentInput, now time.Time) (event.Envelope, bool, error) {
 	con, err := normalizeConsent(channel, in, now)
 	if err != nil {
 		return event.Envelope{}, false, err

@@ -174,7 +174,7 @@ func (s sqlStore) loadDetails(ctx context.Context, q querier, tenant string, cs 
 
 // insert writes a new contact, its tags and consent. A taken email or phone
 // is a conflict naming the contact that has it.
-func (s sqlStore) insert(ctx context.Context, tx *sql.Tx, tenant string, c *Contact) error {
+func (s sqlStore) insert(ctx context.Context, tx querier, tenant string, c *Contact) error {
 	if err := s.conflict(ctx, tx, tenant, c); err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func (s sqlStore) insert(ctx context.Context, tx *sql.Tx, tenant string, c *Cont
 }
 
 // update writes c's profile, attributes and version.
-func (s sqlStore) update(ctx context.Context, tx *sql.Tx, tenant string, c *Contact) error {
+func (s sqlStore) update(ctx context.Context, tx querier, tenant string, c *Contact) error {
 	if err := s.conflict(ctx, tx, tenant, c); err != nil {
 		return err
 	}
@@ -269,21 +269,21 @@ func (s sqlStore) findBy(ctx context.Context, q querier, tenant, field, value st
 	return id, nil
 }
 
-func (s sqlStore) addTag(ctx context.Context, tx *sql.Tx, tenant, id, tag string) error {
+func (s sqlStore) addTag(ctx context.Context, tx querier, tenant, id, tag string) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO contact_tags (tenant_id, contact_id, tag) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, tenant, id, tag); err != nil {
 		return fmt.Errorf("tag contact %s: %w", id, err)
 	}
 	return nil
 }
 
-func (s sqlStore) removeTag(ctx context.Context, tx *sql.Tx, tenant, id, tag string) error {
+func (s sqlStore) removeTag(ctx context.Context, tx querier, tenant, id, tag string) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM contact_tags WHERE tenant_id = $1 AND contact_id = $2 AND tag = $3`, tenant, id, tag); err != nil {
 		return fmt.Errorf("untag contact %s: %w", id, err)
 	}
 	return nil
 }
 
-func (s sqlStore) putConsent(ctx context.Context, tx *sql.Tx, tenant, id, channel string, c Consent) error {
+func (s sqlStore) putConsent(ctx context.Context, tx querier, tenant, id, channel string, c Consent) error {
 	granted := 0
 	if c.Granted {
 		granted = 1
@@ -300,7 +300,7 @@ func (s sqlStore) putConsent(ctx context.Context, tx *sql.Tx, tenant, id, channe
 }
 
 // deleteDetails removes a contact's tags and consent.
-func (s sqlStore) deleteDetails(ctx context.Context, tx *sql.Tx, tenant, id string) error {
+func (s sqlStore) deleteDetails(ctx context.Context, tx querier, tenant, id string) error {
 	for _, table := range []string{"contact_tags", "contact_consents"} {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE tenant_id = $1 AND contact_id = $2`, tenant, id); err != nil {
 			return fmt.Errorf("delete %s of contact %s: %w", table, id, err)
@@ -309,7 +309,7 @@ func (s sqlStore) deleteDetails(ctx context.Context, tx *sql.Tx, tenant, id stri
 	return nil
 }
 
-func (s sqlStore) delete(ctx context.Context, tx *sql.Tx, tenant, id string) error {
+func (s sqlStore) delete(ctx context.Context, tx querier, tenant, id string) error {
 	if err := s.deleteDetails(ctx, tx, tenant, id); err != nil {
 		return err
 	}
