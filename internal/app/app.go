@@ -20,12 +20,15 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/analytics"
 	"github.com/alumoutreach/alumoutreach/internal/config"
 	"github.com/alumoutreach/alumoutreach/internal/contacts"
+	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
 	"github.com/alumoutreach/alumoutreach/internal/platform/dlqapi"
 	"github.com/alumoutreach/alumoutreach/internal/platform/httpapi"
+	"github.com/alumoutreach/alumoutreach/internal/platform/idempotency"
 	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/platform/tenant"
+	"github.com/alumoutreach/alumoutreach/internal/segments"
 )
 
 // App is the assembled service.
@@ -44,6 +47,8 @@ type App struct {
 	ingest      *analytics.Ingest
 	contacts    *contacts.Service
 	imports     *contacts.Importer
+	segments    *segments.Service
+	idempotency *idempotency.Store
 	dlqWorker   *bus.Consumer
 	consumers   []*bus.Consumer
 	pending     []bus.ConsumerOptions
@@ -100,10 +105,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	a.relay = outbox.NewRelay(a.outbox, a.bus, relayOpts, log, a.registry)
 	a.tenants = tenant.New(a.db, log)
+	a.idempotency = idempotency.New(a.db)
 
 	a.http = httpapi.New(httpapi.Options{
 		Addr: cfg.HTTPAddr, Logger: log, Auth: a.tenants, Metrics: a.registry, Gatherer: a.registry,
-		Ready: a.Ready,
+		Ready: a.Ready, Idempotency: a.idempotency,
 	})
 	dlqapi.New(a.bus).RegisterRoutes(a.http)
 	a.http.Handle("GET /api/v1/openapi.json", openAPIHandler())
@@ -112,6 +118,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if cfg.ModuleEnabled("contacts") {
 		a.imports = contacts.NewImporter(a.contacts, contacts.ImportOptions{SpoolDir: filepath.Join(cfg.DataDir, "imports")}, log)
 		contacts.NewHTTP(a.contacts, a.imports).RegisterRoutes(a.http)
+	}
+	if cfg.ModuleEnabled("segments") {
+		a.wireSegments()
 	}
 	if cfg.ModuleEnabled("analytics") {
 		if err := a.wireAnalytics(ctx); err != nil {
@@ -135,6 +144,7 @@ func OpenDB(ctx context.Context, cfg config.Config) (*store.DB, error) {
 		// Module tables exist whatever this instance runs: tools (imports,
 		// readers wired across modules) use them.
 		contacts.ModuleName: contacts.Migrations(),
+		segments.ModuleName: segments.Migrations(),
 	} {
 		if err := db.Migrate(ctx, module, fsys); err != nil {
 			db.Close()
@@ -165,6 +175,15 @@ func BusConfig(cfg config.Config) bus.Config {
 		MaxEventSize:    int(cfg.Events.MaxSize),
 		Name:            "alumoutreach",
 	}
+}
+
+func (a *App) wireSegments() {
+	svc := segments.NewService(a.db, a.outbox, a.log)
+	a.segments = svc
+	segments.NewHTTP(svc).RegisterRoutes(a.http)
+	a.pending = append(a.pending,
+		a.consumerOptions(segments.ContactConsumerName, []string{"contact.>"}, svc.ContactHandler(contactSnapshots{a.contacts}), a.cfg.Consumer.Concurrency),
+		a.consumerOptions(segments.DefinitionConsumerName, []string{event.SegmentCreated, event.SegmentUpdated}, svc.DefinitionHandler(), a.cfg.Consumer.Concurrency))
 }
 
 func (a *App) wireAnalytics(ctx context.Context) error {
@@ -235,6 +254,9 @@ func (a *App) Start(ctx context.Context) error {
 	choresCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopChores = cancel
 	go a.pruneProcessed(choresCtx)
+	if a.segments != nil {
+		go a.refreshSegments(choresCtx)
+	}
 	a.log.Info("alumoutreach started", "http", a.http.Addr(), "database", a.db.Redacted(),
 		"nats", natsDisplay(a.cfg), "dataDir", a.cfg.DataDir, "uncleanRestart", a.unclean)
 	return nil
@@ -301,6 +323,31 @@ func (a *App) Shutdown(ctx context.Context) error {
 
 // pruneProcessed deletes idempotency records no redelivery can need any
 // more: older than the event stream keeps events, plus a day of margin.
+// refreshSegments re-evaluates, hourly, the segments whose rules read the
+// clock (within_last): their members change with time alone. Every
+// instance does it; evaluations are idempotent, so several only cost time.
+func (a *App) refreshSegments(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := a.segments.EvaluateTimeDependent(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("re-evaluate time-dependent segments", "err", err)
+		} else if n > 0 {
+			a.log.Info("re-evaluated time-dependent segments", "segments", n)
+		}
+	}
+}
+
+// idempotencyKeyRetention is how long a request's answer is replayed to
+// retries with its Idempotency-Key: a day, as payment APIs that introduced
+// the header do.
+const idempotencyKeyRetention = 24 * time.Hour
+
 func (a *App) pruneProcessed(ctx context.Context) {
 	keep := a.cfg.NATS.MaxAge + 24*time.Hour
 	t := time.NewTicker(time.Hour)
@@ -310,6 +357,11 @@ func (a *App) pruneProcessed(ctx context.Context) {
 			a.log.Warn("prune idempotency records", "err", err)
 		} else if n > 0 {
 			a.log.Info("pruned idempotency records", "records", n)
+		}
+		if n, err := a.idempotency.Prune(ctx, idempotencyKeyRetention); err != nil && ctx.Err() == nil {
+			a.log.Warn("prune idempotency keys", "err", err)
+		} else if n > 0 {
+			a.log.Info("pruned idempotency keys", "keys", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -25,7 +25,7 @@ import (
 
 // testConfig is the embedded default in a temporary directory, on a free
 // HTTP port, without the NATS loopback listener, with fast retries.
-func testConfig(t *testing.T, dbURL string) config.Config {
+func testConfig(t testing.TB, dbURL string) config.Config {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -37,7 +37,7 @@ func testConfig(t *testing.T, dbURL string) config.Config {
 	return cfg
 }
 
-func startApp(t *testing.T, cfg config.Config) *app.App {
+func startApp(t testing.TB, cfg config.Config) *app.App {
 	t.Helper()
 	a, err := app.New(context.Background(), cfg, bustest.Logger(t))
 	if err != nil {

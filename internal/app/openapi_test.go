@@ -8,6 +8,8 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -17,6 +19,8 @@ import (
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/app"
+	"github.com/alumoutreach/alumoutreach/internal/config"
+	"github.com/alumoutreach/alumoutreach/internal/contacts"
 	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus/bustest"
@@ -65,8 +69,9 @@ func fetchOpenAPI(t *testing.T, base string) openAPI {
 	return openAPI{root: root}
 }
 
-// call sends one request; key "" sends no Authorization header.
-func call(t *testing.T, method, url, key, body string) (int, http.Header, []byte) {
+// call sends one request; key "" sends no Authorization header. header
+// holds further headers as name, value pairs.
+func call(t *testing.T, method, url, key, body string, header ...string) (int, http.Header, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -77,6 +82,9 @@ func call(t *testing.T, method, url, key, body string) (int, http.Header, []byte
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -335,7 +343,8 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 // response without being documented fails here.
 func TestOpenAPIMatchesResponses(t *testing.T) {
 	t.Parallel()
-	a := startApp(t, testConfig(t, ""))
+	cfg := testConfig(t, "")
+	a := startApp(t, cfg)
 	base := "http://" + a.HTTPAddr()
 	doc := fetchOpenAPI(t, base)
 	ops := doc.operations()
@@ -452,6 +461,246 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 			}
 			check(t, r.op, status, header, raw)
 		}
+
+		// Contacts, on contacts created here (after the DLQ checks: the
+		// refusing consumer dead-letters their events too).
+		create := func(body string) string {
+			t.Helper()
+			status, header, raw := call(t, "POST", base+"/api/v1/contacts", key, body)
+			check(t, "POST /api/v1/contacts", status, header, raw)
+			var created struct{ Data struct{ ID string } }
+			if status != http.StatusCreated || json.Unmarshal(raw, &created) != nil || created.Data.ID == "" {
+				t.Fatalf("POST /api/v1/contacts %s: %d %s", body, status, raw)
+			}
+			return created.Data.ID
+		}
+		ada := "/api/v1/contacts/" + create(`{"email": "Ada@Example.org", "phone": "+44 20 7946 0958", "firstName": "Ada",
+			"lastName": "Lovelace", "locale": "en-GB", "timeZone": "Europe/London", "attributes": {"classYear": 1835, "major": "Mathematics", "donor": true},
+			"tags": ["alumni"], "consent": {"email": {"granted": true, "source": "signup_form", "proof": "form /join"}}, "source": "website_signup"}`)
+		grace := "/api/v1/contacts/" + create(`{"phone": "+1 415 555 0100"}`)
+		runProbes(t, check, base, key, []probe{
+			{"POST /api/v1/contacts", "/api/v1/contacts", `{"email": "ADA@example.org"}`, nil, 409},
+			{"POST /api/v1/contacts", "/api/v1/contacts", `{"phone": "020 7946 0958"}`, nil, 400},
+			{"POST /api/v1/contacts", "/api/v1/contacts", `{"email": "a@example.org", "emial": "x"}`, nil, 400},
+			{"POST /api/v1/contacts", "/api/v1/contacts", `{"email": "a@example.org", "lastName": "` + strings.Repeat("x", 600<<10) + `"}`, nil, 413},
+			{"GET /api/v1/contacts", "/api/v1/contacts?limit=1", "", nil, 200},
+			{"GET /api/v1/contacts", "/api/v1/contacts?tag=alumni&attribute=classYear:1835&consent=email:granted&q=love&createdAfter=2000-01-01T00:00:00Z", "", nil, 200},
+			{"GET /api/v1/contacts", "/api/v1/contacts?phone=%2B14155550100&consent=sms:none", "", nil, 200},
+			{"GET /api/v1/contacts", "/api/v1/contacts?sort=name", "", nil, 400},
+			{"GET /api/v1/contacts", "/api/v1/contacts?consent=email:maybe", "", nil, 400},
+			{"POST /api/v1/contacts/upsert", "/api/v1/contacts/upsert", `{"email": "mary@example.org", "firstName": "Mary"}`, nil, 201},
+			{"POST /api/v1/contacts/upsert", "/api/v1/contacts/upsert", `{"email": "MARY@example.org", "tags": ["donor"], "consent": {"sms": {"granted": false, "source": "crm"}}}`, nil, 200},
+			{"POST /api/v1/contacts/upsert", "/api/v1/contacts/upsert", `{"email": "ada@example.org", "phone": "+14155550100"}`, nil, 409},
+			{"POST /api/v1/contacts/upsert", "/api/v1/contacts/upsert", `{"firstName": "Nobody"}`, nil, 400},
+			{"GET /api/v1/contacts/{id}", ada, "", nil, 200},
+			{"GET /api/v1/contacts/{id}", "/api/v1/contacts/no-such-contact", "", nil, 404},
+			{"PATCH /api/v1/contacts/{id}", ada, `{"lastName": "King", "locale": null, "attributes": {"major": null, "degree": "Mathematics"}}`, []string{"If-Match", `"1"`}, 200},
+			{"PATCH /api/v1/contacts/{id}", ada, `{"lastName": "Byron"}`, []string{"If-Match", "1"}, 409},
+			{"PATCH /api/v1/contacts/{id}", ada, `{"lastName": "Byron"}`, []string{"If-Match", "W/\"2\""}, 400},
+			{"PATCH /api/v1/contacts/{id}", ada, `{"tags": ["x"]}`, nil, 400},
+			{"PATCH /api/v1/contacts/{id}", ada, `{"phone": "+1 415 555 0100"}`, nil, 409},
+			{"PATCH /api/v1/contacts/{id}", "/api/v1/contacts/no-such-contact", `{"lastName": "Byron"}`, nil, 404},
+			{"POST /api/v1/contacts/{id}/tags", ada + "/tags", `{"tags": ["vip", "class of 1835"]}`, nil, 200},
+			{"POST /api/v1/contacts/{id}/tags", ada + "/tags", `{"tags": []}`, nil, 400},
+			{"POST /api/v1/contacts/{id}/tags", "/api/v1/contacts/no-such-contact/tags", `{"tags": ["vip"]}`, nil, 404},
+			{"DELETE /api/v1/contacts/{id}/tags/{tag}", ada + "/tags/class%20of%201835", "", nil, 200},
+			{"DELETE /api/v1/contacts/{id}/tags/{tag}", ada + "/tags/%20", "", nil, 400},
+			{"DELETE /api/v1/contacts/{id}/tags/{tag}", "/api/v1/contacts/no-such-contact/tags/vip", "", nil, 404},
+			{"PUT /api/v1/contacts/{id}/consent/{channel}", ada + "/consent/sms", `{"granted": true, "source": "sms_keyword", "proof": "JOIN"}`, nil, 200},
+			{"PUT /api/v1/contacts/{id}/consent/{channel}", ada + "/consent/fax", `{"granted": true, "source": "x"}`, nil, 400},
+			{"PUT /api/v1/contacts/{id}/consent/{channel}", "/api/v1/contacts/no-such-contact/consent/sms", `{"granted": true, "source": "x"}`, nil, 404},
+			{"POST /api/v1/contacts/{id}/erase", grace + "/erase", "", nil, 200},
+			{"POST /api/v1/contacts/{id}/erase", "/api/v1/contacts/no-such-contact/erase", "", nil, 404},
+			{"POST /api/v1/contacts/{id}/tags", grace + "/tags", `{"tags": ["vip"]}`, nil, 409},
+			{"DELETE /api/v1/contacts/{id}/tags/{tag}", grace + "/tags/vip", "", nil, 409},
+			{"PUT /api/v1/contacts/{id}/consent/{channel}", grace + "/consent/sms", `{"granted": true, "source": "x"}`, nil, 409},
+			{"GET /api/v1/contacts/{id}", grace, "", nil, 200},
+			{"DELETE /api/v1/contacts/{id}", grace, "", nil, 204},
+			{"DELETE /api/v1/contacts/{id}", grace, "", nil, 404},
+		})
+
+		probeImports(t, check, a, cfg, base, key, tenantID)
+		probeSegments(t, check, base, key)
+	})
+}
+
+// checkFunc is TestOpenAPIMatchesResponses's check of one answer.
+type checkFunc func(t *testing.T, key string, status int, header http.Header, raw []byte)
+
+// probe is one request of a probe table: op is the documented operation,
+// header holds further headers as name, value pairs.
+type probe struct {
+	op, path, body string
+	header         []string
+	want           int
+}
+
+func runProbes(t *testing.T, check checkFunc, base, key string, probes []probe) {
+	t.Helper()
+	for _, r := range probes {
+		method, _, _ := strings.Cut(r.op, " ")
+		status, header, raw := call(t, method, base+r.path, key, r.body, r.header...)
+		if status != r.want {
+			t.Errorf("%s %.200s: %d, want %d: %.500s", method, r.path, status, r.want, raw)
+		}
+		check(t, r.op, status, header, raw)
+	}
+}
+
+// dataID returns data.id of a JSON answer.
+func dataID(t *testing.T, raw []byte) string {
+	t.Helper()
+	var body struct{ Data struct{ ID string } }
+	if json.Unmarshal(raw, &body) != nil || body.Data.ID == "" {
+		t.Fatalf("no data.id in %s", raw)
+	}
+	return body.Data.ID
+}
+
+// probeImports uploads small files (imports run in the background, so it
+// waits for them), cancels a large one while it runs, and answers a
+// command-line import's cancel from the API.
+func probeImports(t *testing.T, check checkFunc, a *app.App, cfg config.Config, base, key, tenantID string) {
+	const op = "POST /api/v1/contacts/imports"
+	csv := []string{"Content-Type", "text/csv; charset=utf-8"}
+	upload := func(query, body string, header []string) string {
+		t.Helper()
+		status, h, raw := call(t, "POST", base+"/api/v1/contacts/imports"+query, key, body, header...)
+		check(t, op, status, h, raw)
+		if status != http.StatusAccepted {
+			t.Fatalf("%s%s: %d %s", op, query, status, raw)
+		}
+		id := dataID(t, raw)
+		if loc := h.Get("Location"); loc != "/api/v1/contacts/imports/"+id {
+			t.Errorf("%s: Location %q", op, loc)
+		}
+		return "/api/v1/contacts/imports/" + id
+	}
+	// await polls the import until it is no longer running, checking
+	// every answer.
+	await := func(path string) {
+		t.Helper()
+		bustest.Eventually(t, 20*time.Second, path+" finished", func() bool {
+			status, h, raw := call(t, "GET", base+path, key, "")
+			check(t, "GET /api/v1/contacts/imports/{id}", status, h, raw)
+			return status == http.StatusOK && !strings.Contains(string(raw), `"status":"running"`)
+		})
+	}
+	imp := upload("", "\ufeffEmail,First Name,surname,mobile,tags,attributes.classYear,attributes.zip:string,consent.email\n"+
+		"hedy@example.org,Hedy,Lamarr,+1 415 555 0199,alumni;inventor,1933,02139,yes\n"+
+		"not-an-email,Bad,Row,,,,,\n"+
+		"short,row\n"+
+		"katherine@example.org,Katherine,Johnson,,alumni,1937,,maybe\n"+
+		"lise@example.org,Lise,Meitner,,alumni,1939,,no\n", csv)
+	await(imp)
+	upserted := upload("?mode=upsert", `{"email": "hedy@example.org", "tags": ["actress"]}`+"\n\n"+`{"email": "emmy@example.org", "attributes": {"classYear": 1907}}`+"\n{not json\n",
+		[]string{"Content-Type", "application/x-ndjson"})
+	await(upserted)
+
+	var big strings.Builder
+	big.WriteString("email,attributes.n\n")
+	for i := range 20_000 {
+		fmt.Fprintf(&big, "bulk%d@example.net,%d\n", i, i)
+	}
+	running := upload("?mode=create", big.String(), csv)
+	status, h, raw := call(t, "DELETE", base+running, key, "")
+	check(t, "DELETE /api/v1/contacts/imports/{id}", status, h, raw)
+	if status != http.StatusOK {
+		t.Errorf("DELETE %s while it runs: %d %s", running, status, raw)
+	}
+
+	// An import run by another process (the command line) cannot be
+	// cancelled here; its progress shows all the same.
+	file := filepath.Join(t.TempDir(), "cli.ndjson")
+	if err := os.WriteFile(file, []byte(`{"email": "cli@example.org"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var elsewhere string
+	cli, err := app.ContactImporter(a.DB(), cfg, bustest.Logger(t)).Run(context.Background(), tenantID, "ndjson", "create", file, func(p contacts.Import) {
+		elsewhere = "/api/v1/contacts/imports/" + p.ID
+		status, h, raw := call(t, "DELETE", base+elsewhere, key, "")
+		check(t, "DELETE /api/v1/contacts/imports/{id}", status, h, raw)
+		if status != http.StatusConflict || !strings.Contains(string(raw), "import_elsewhere") {
+			t.Errorf("DELETE %s of a command-line import: %d %s", elsewhere, status, raw)
+		}
+	})
+	if err != nil || cli.Status != contacts.ImportCompleted || elsewhere == "" {
+		t.Fatalf("command-line import: %+v %v", cli, err)
+	}
+
+	runProbes(t, check, base, key, []probe{
+		{"GET /api/v1/contacts/imports/{id}", imp, "", nil, 200},
+		{"GET /api/v1/contacts/imports/{id}", elsewhere, "", nil, 200},
+		{"GET /api/v1/contacts/imports/{id}", "/api/v1/contacts/imports/no-such-import", "", nil, 404},
+		{"GET /api/v1/contacts/imports/{id}/errors", imp + "/errors?limit=2", "", nil, 200},
+		{"GET /api/v1/contacts/imports/{id}/errors", upserted + "/errors", "", nil, 200},
+		{"GET /api/v1/contacts/imports/{id}/errors", elsewhere + "/errors", "", nil, 200},
+		{"GET /api/v1/contacts/imports/{id}/errors", imp + "/errors?limit=0", "", nil, 400},
+		{"GET /api/v1/contacts/imports/{id}/errors", imp + "/errors?cursor=nonsense", "", nil, 400},
+		{"GET /api/v1/contacts/imports/{id}/errors", "/api/v1/contacts/imports/no-such-import/errors", "", nil, 404},
+		{"DELETE /api/v1/contacts/imports/{id}", imp, "", nil, 409},
+		{"DELETE /api/v1/contacts/imports/{id}", "/api/v1/contacts/imports/no-such-import", "", nil, 404},
+		{op, "/api/v1/contacts/imports", "email,favouriteColour\na@example.org,blue\n", csv, 400},
+		{op, "/api/v1/contacts/imports", "firstName\nAda\n", csv, 400},
+		{op, "/api/v1/contacts/imports?mode=merge", "email\na@example.org\n", csv, 400},
+		{op, "/api/v1/contacts/imports?format=csv", "email\na@example.org\n", csv, 400},
+		{op, "/api/v1/contacts/imports", `{"email": "a@example.org"}`, nil, 400},
+	})
+}
+
+// probeSegments exercises every segment route on the contacts made above,
+// once the segments module has seen them.
+func probeSegments(t *testing.T, check checkFunc, base, key string) {
+	const alumni = `{"all": [{"op": "has_tag", "value": "alumni"}, {"field": "attributes.classYear", "op": "gte", "value": 1930}]}`
+	bustest.Eventually(t, 20*time.Second, "the segments module sees the imported alumni", func() bool {
+		status, h, raw := call(t, "POST", base+"/api/v1/segments/preview", key, `{"rules": `+alumni+`}`)
+		check(t, "POST /api/v1/segments/preview", status, h, raw)
+		return status == http.StatusOK && !strings.Contains(string(raw), `"count":0`)
+	})
+	status, h, raw := call(t, "POST", base+"/api/v1/segments", key, `{"name": "Alumni since 1930", "description": "Tagged alumni, class of 1930 or later", "rules": `+alumni+`}`)
+	check(t, "POST /api/v1/segments", status, h, raw)
+	if status != http.StatusCreated {
+		t.Fatalf("create segment: %d %s", status, raw)
+	}
+	seg := "/api/v1/segments/" + dataID(t, raw)
+	status, h, raw = call(t, "POST", base+"/api/v1/segments", key, `{"name": "Donors", "rules": {"op": "has_tag", "value": "donor"}}`)
+	check(t, "POST /api/v1/segments", status, h, raw)
+	donors := "/api/v1/segments/" + dataID(t, raw)
+	bustest.Eventually(t, 20*time.Second, "the new segment evaluated", func() bool {
+		status, h, raw := call(t, "GET", base+seg, key, "")
+		check(t, "GET /api/v1/segments/{id}", status, h, raw)
+		return strings.Contains(string(raw), `"evaluatedAt"`)
+	})
+	huge := `{"name": "Huge", "rules": {"field": "email", "op": "in", "value": ["` + strings.Repeat("x", 1<<20) + `"]}}`
+	runProbes(t, check, base, key, []probe{
+		{"POST /api/v1/segments", "/api/v1/segments", `{"name": "Alumni since 1930", "rules": {"op": "has_tag", "value": "alumni"}}`, nil, 409},
+		{"POST /api/v1/segments", "/api/v1/segments", `{"name": "Bad", "rules": {"all": [{"field": "emial", "op": "eq", "value": "a"}]}}`, nil, 400},
+		{"POST /api/v1/segments", "/api/v1/segments", `{"name": "Bad"}`, nil, 400},
+		{"POST /api/v1/segments", "/api/v1/segments", `{"name": "Bad", "kind": "static", "rules": {"op": "has_tag", "value": "a"}}`, nil, 400},
+		{"POST /api/v1/segments", "/api/v1/segments", huge, nil, 413},
+		{"GET /api/v1/segments", "/api/v1/segments?limit=1", "", nil, 200},
+		{"GET /api/v1/segments", "/api/v1/segments?limit=0", "", nil, 400},
+		{"GET /api/v1/segments", "/api/v1/segments?sort=name", "", nil, 400},
+		{"POST /api/v1/segments/preview", "/api/v1/segments/preview", `{"rules": {"any": [{"op": "has_consent", "value": "email"},
+			{"field": "createdAt", "op": "within_last", "value": "1h"}, {"not": {"field": "attributes.zip", "op": "exists"}}]}}`, nil, 200},
+		{"POST /api/v1/segments/preview", "/api/v1/segments/preview", `{"rules": {"op": "has_consent", "value": "fax"}}`, nil, 400},
+		{"POST /api/v1/segments/preview", "/api/v1/segments/preview", `{}`, nil, 400},
+		{"GET /api/v1/segments/{id}", seg, "", nil, 200},
+		{"GET /api/v1/segments/{id}", "/api/v1/segments/no-such-segment", "", nil, 404},
+		{"GET /api/v1/segments/{id}/members", seg + "/members?limit=1", "", nil, 200},
+		{"GET /api/v1/segments/{id}/members", seg + "/members?cursor=nonsense", "", nil, 400},
+		{"GET /api/v1/segments/{id}/members", "/api/v1/segments/no-such-segment/members", "", nil, 404},
+		{"PATCH /api/v1/segments/{id}", seg, `{"name": "Alumni since 1900", "rules": {"all": [{"op": "has_tag", "value": "alumni"},
+			{"field": "attributes.classYear", "op": "gte", "value": 1900}]}}`, nil, 200},
+		{"PATCH /api/v1/segments/{id}", seg, `{}`, nil, 200},
+		{"PATCH /api/v1/segments/{id}", seg, `{"name": "Donors"}`, nil, 409},
+		{"PATCH /api/v1/segments/{id}", seg, `{"rules": {"not": {"op": "nope"}}}`, nil, 400},
+		{"PATCH /api/v1/segments/{id}", seg, `{"rules": null}`, nil, 400},
+		{"PATCH /api/v1/segments/{id}", "/api/v1/segments/no-such-segment", `{"name": "x"}`, nil, 404},
+		{"POST /api/v1/segments/{id}/evaluate", seg + "/evaluate", "", nil, 200},
+		{"POST /api/v1/segments/{id}/evaluate", "/api/v1/segments/no-such-segment/evaluate", "", nil, 404},
+		{"DELETE /api/v1/segments/{id}", donors, "", nil, 204},
+		{"DELETE /api/v1/segments/{id}", donors, "", nil, 404},
 	})
 }
 

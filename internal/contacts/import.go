@@ -70,7 +70,7 @@ type ImportOptions struct {
 	SpoolDir string
 	// MaxBytes bounds one upload (default 1 GiB).
 	MaxBytes int64
-	// BatchSize is the rows committed per transaction (default 500).
+	// BatchSize is the rows committed per transaction (default 1000).
 	BatchSize int
 	// StaleAfter is how long a running import of another process may go
 	// without progress before Resume declares it dead (default 10 min).
@@ -97,7 +97,7 @@ func NewImporter(svc *Service, opts ImportOptions, log *slog.Logger) *Importer {
 		opts.MaxBytes = 1 << 30
 	}
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 500
+		opts.BatchSize = 1000
 	}
 	if opts.StaleAfter <= 0 {
 		opts.StaleAfter = 10 * time.Minute
@@ -222,6 +222,11 @@ func (im *Importer) launch(imp *Import, skip int64) {
 		if err == nil {
 			err = im.process(ctx, imp, f, skip, nil)
 			f.Close()
+		}
+		if err != nil && ctx.Err() != nil {
+			// Cancelled or stopped mid-batch: the database error that
+			// surfaced ("statement is closed") is the cancellation's doing.
+			err = ctx.Err()
 		}
 		im.finish(imp, err)
 	}()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +46,9 @@ type Options struct {
 	Ready func(context.Context) error
 	// ReadyTimeout bounds one Ready call (default 5s).
 	ReadyTimeout time.Duration
+	// Idempotency keeps the answers of POSTs sent with an Idempotency-Key;
+	// nil leaves the header without effect.
+	Idempotency IdempotencyStore
 
 	// ReadHeaderTimeout (default 10s) guards against slow-loris clients.
 	ReadHeaderTimeout time.Duration
@@ -140,6 +144,9 @@ func New(opts Options) *Server {
 func (s *Server) HandleAPI(pattern string, h http.HandlerFunc) {
 	if s.opts.Auth == nil {
 		panic("httpapi: HandleAPI " + pattern + " needs Options.Auth")
+	}
+	if strings.HasPrefix(pattern, http.MethodPost+" ") {
+		h = s.idempotent(h)
 	}
 	s.route(pattern, s.authenticate(h))
 }

@@ -1,0 +1,50 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/alumoutreach/alumoutreach/internal/contacts"
+	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/segments"
+	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
+)
+
+// contactSnapshots lets segments read a contact's current state from the
+// contacts module without either importing the other.
+type contactSnapshots struct{ svc *contacts.Service }
+
+func (c contactSnapshots) ContactSnapshot(ctx context.Context, tenant, id string) (segments.Snapshot, error) {
+	ct, err := c.svc.Get(ctx, tenant, id)
+	if errors.Is(err, contacts.ErrNotFound) {
+		return segments.Snapshot{}, segments.ErrContactNotFound
+	}
+	if err != nil {
+		return segments.Snapshot{}, err
+	}
+	snap := segments.Snapshot{ID: ct.ID, Version: ct.Version, Deleted: ct.Erased()}
+	if snap.Deleted {
+		return snap, nil
+	}
+	attrs := make(map[string]any, len(ct.Attributes))
+	for k, raw := range ct.Attributes {
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return segments.Snapshot{}, fmt.Errorf("contact %s attribute %s: %w", id, k, err)
+		}
+		attrs[k] = v
+	}
+	snap.Contact = rule.Contact{
+		Email: ct.Email, Phone: ct.Phone, FirstName: ct.FirstName, LastName: ct.LastName,
+		Locale: ct.Locale, TimeZone: ct.TimeZone, Attributes: attrs, Tags: ct.Tags,
+		Consent: rule.Consent{
+			Email:    ct.Consent[event.ChannelEmail].Granted,
+			SMS:      ct.Consent[event.ChannelSMS].Granted,
+			WhatsApp: ct.Consent[event.ChannelWhatsApp].Granted,
+		},
+		CreatedAt: ct.CreatedAt, UpdatedAt: ct.UpdatedAt,
+	}
+	return snap, nil
+}
