@@ -163,6 +163,21 @@ func TestAnalyticsCountsEndToEndWithTenantIsolation(t *testing.T) {
 	})
 }
 
+// twoTenants creates tenants A and B and returns an API client for each.
+func twoTenants(t *testing.T, a *app.App) (client, client) {
+	t.Helper()
+	base := "http://" + a.HTTPAddr()
+	var cs []client
+	for _, name := range []string{"Alumni A", "Alumni B"} {
+		_, key, err := a.Tenants().Create(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, client{t, base, key})
+	}
+	return cs[0], cs[1]
+}
+
 // mustTenant resolves key to its tenant id through the real authenticator.
 func mustTenant(t *testing.T, a *app.App, key string) string {
 	t.Helper()

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -32,17 +31,7 @@ func TestContactToSegmentToAnalyticsFlow(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		a := startApp(t, testConfig(t, db.URL()))
-		ctx := context.Background()
-		_, keyA, err := a.Tenants().Create(ctx, "Alumni A")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, keyB, err := a.Tenants().Create(ctx, "Alumni B")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := "http://" + a.HTTPAddr()
-		ca, cb := client{t, base, keyA}, client{t, base, keyB}
+		ca, cb := twoTenants(t, a)
 
 		status, doc := ca.do("POST", "/api/v1/segments", `{"name": "Recent alumni",
 			"rules": {"all": [{"op": "has_tag", "value": "alumni"}, {"field": "attributes.classYear", "op": "gte", "value": 2000}]}}`)

@@ -36,16 +36,7 @@ func TestIdempotencyKeyReplaysTheFirstAnswer(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		a := startApp(t, testConfig(t, db.URL()))
-		_, keyA, err := a.Tenants().Create(t.Context(), "A")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, keyB, err := a.Tenants().Create(t.Context(), "B")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := "http://" + a.HTTPAddr()
-		ca, cb := client{t, base, keyA}, client{t, base, keyB}
+		ca, cb := twoTenants(t, a)
 		body := `{"email": "once@example.org"}`
 
 		status, h1, first := post(t, ca, "/api/v1/contacts", "create-once-1", body)

@@ -148,27 +148,38 @@ func consentEvent(ctx context.Context, tenant string, c *Contact, channel string
 	return env, nil
 }
 
-// change runs fn on the locked contact and, when fn reports a change, stores
-// the contact with its version raised and emits the events fn returns.
-func (s *Service) change(ctx context.Context, tenant, id string, fn func(c *Contact) ([]event.Envelope, bool, error)) (*Contact, error) {
+// locked reads the contact for a change inside tx: locked on PostgreSQL,
+// missing and erased contacts refused.
+func (s *Service) locked(ctx context.Context, tx querier, tenant, id string) (*Contact, error) {
+	c, err := s.st.get(ctx, tx, tenant, id, true)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, notFound(id)
+	case err != nil:
+		return nil, err
+	case c.Erased():
+		return nil, erasedConflict(id)
+	}
+	return c, nil
+}
+
+// change runs fn on the locked contact, its version already raised and
+// its time set, and, when fn reports a change, stores the contact and
+// emits the events fn returns. When nothing changed the contact comes back
+// as it was.
+func (s *Service) change(ctx context.Context, tenant, id string, fn func(tx querier, c *Contact) ([]event.Envelope, bool, error)) (*Contact, error) {
 	ctx = event.EnsureCorrelation(ctx)
 	var out *Contact
 	err := s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
-		c, err := s.st.get(ctx, tx, tenant, id, true)
-		if errors.Is(err, ErrNotFound) {
-			return notFound(id)
-		}
+		c, err := s.locked(ctx, tx, tenant, id)
 		if err != nil {
 			return err
 		}
 		out = c
-		if c.Erased() {
-			return erasedConflict(id)
-		}
 		before := c.UpdatedAt
 		c.Version++
 		c.UpdatedAt = s.clock()
-		envs, changed, err := fn(c)
+		envs, changed, err := fn(tx, c)
 		if err != nil || !changed {
 			c.Version, c.UpdatedAt = c.Version-1, before
 			return err
@@ -191,7 +202,7 @@ func (s *Service) Update(ctx context.Context, tenant, id string, f Fields, ifVer
 	if err := f.normalize(); err != nil {
 		return nil, err
 	}
-	return s.change(ctx, tenant, id, func(c *Contact) ([]event.Envelope, bool, error) {
+	return s.change(ctx, tenant, id, func(_ querier, c *Contact) ([]event.Envelope, bool, error) {
 		if ifVersion > 0 && c.Version-1 != ifVersion {
 			return nil, false, fault.New(fault.Conflict, "version_mismatch",
 				"contact %s is at version %d, not %d; read it again and reapply your change", id, c.Version-1, ifVersion)
@@ -257,12 +268,8 @@ func (s *Service) upsert(ctx context.Context, tx querier, emit outbox.Emit, tena
 	if err != nil {
 		return nil, false, false, err
 	}
-	c, err = s.st.get(ctx, tx, tenant, id, true)
-	if err != nil {
+	if c, err = s.locked(ctx, tx, tenant, id); err != nil {
 		return nil, false, false, err
-	}
-	if c.Erased() {
-		return nil, false, false, erasedConflict(id)
 	}
 	now, before := s.clock(), c.UpdatedAt
 	c.Version++
@@ -329,7 +336,6 @@ func (s *Service) match(ctx context.Context, q querier, tenant string, f Fields)
 
 // AddTags adds tags the contact does not have yet, one contact.tagged each.
 func (s *Service) AddTags(ctx context.Context, tenant, id string, tags []string) (*Contact, error) {
-	ctx = event.EnsureCorrelation(ctx)
 	tags, err := normalizeTags(tags)
 	if err != nil {
 		return nil, err
@@ -337,36 +343,10 @@ func (s *Service) AddTags(ctx context.Context, tenant, id string, tags []string)
 	if len(tags) == 0 {
 		return nil, invalidField("tags", "send at least one tag")
 	}
-	var c *Contact
-	err = s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
-		var err error
-		c, err = s.st.get(ctx, tx, tenant, id, true)
-		if errors.Is(err, ErrNotFound) {
-			return notFound(id)
-		}
-		if err != nil {
-			return err
-		}
-		if c.Erased() {
-			return erasedConflict(id)
-		}
-		before := c.UpdatedAt
-		c.Version++
-		c.UpdatedAt = s.clock()
+	return s.change(ctx, tenant, id, func(tx querier, c *Contact) ([]event.Envelope, bool, error) {
 		envs, err := s.addTags(ctx, tx, tenant, c, tags)
-		if err != nil || len(envs) == 0 {
-			c.Version, c.UpdatedAt = c.Version-1, before
-			return err
-		}
-		if err := s.st.update(ctx, tx, tenant, c); err != nil {
-			return err
-		}
-		return emit(envs...)
+		return envs, len(envs) > 0, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 // addTags stores the tags c lacks (c.Version already raised) and returns
@@ -396,88 +376,42 @@ func (s *Service) addTags(ctx context.Context, tx querier, tenant string, c *Con
 
 // RemoveTag removes one tag; removing a tag the contact lacks changes nothing.
 func (s *Service) RemoveTag(ctx context.Context, tenant, id, tag string) (*Contact, error) {
-	ctx = event.EnsureCorrelation(ctx)
 	tag, err := NormalizeTag(tag)
 	if err != nil {
 		return nil, err
 	}
-	var c *Contact
-	err = s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
-		var err error
-		c, err = s.st.get(ctx, tx, tenant, id, true)
-		if errors.Is(err, ErrNotFound) {
-			return notFound(id)
-		}
-		if err != nil {
-			return err
-		}
-		if c.Erased() {
-			return erasedConflict(id)
-		}
+	return s.change(ctx, tenant, id, func(tx querier, c *Contact) ([]event.Envelope, bool, error) {
 		i := slices.Index(c.Tags, tag)
 		if i < 0 {
-			return nil
+			return nil, false, nil
 		}
 		c.Tags = slices.Delete(c.Tags, i, i+1)
-		c.Version++
-		c.UpdatedAt = s.clock()
 		if err := s.st.removeTag(ctx, tx, tenant, id, tag); err != nil {
-			return err
-		}
-		if err := s.st.update(ctx, tx, tenant, c); err != nil {
-			return err
+			return nil, false, err
 		}
 		env, err := event.New(ctx, event.ContactUntagged, event.SourceContacts, tenant, event.ContactUntaggedData{ContactID: id, Tag: tag, Version: c.Version})
 		if err != nil {
-			return fmt.Errorf("contact.untagged event: %w", err)
+			return nil, false, fmt.Errorf("contact.untagged event: %w", err)
 		}
-		return emit(env)
+		return []event.Envelope{env}, true, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 // SetConsent records a decision on channel. A decision that repeats the
 // current one changes nothing: the first proof of an opt-in is the one that
 // matters, and consumers must not see a second "granted".
 func (s *Service) SetConsent(ctx context.Context, tenant, id, channel string, in ConsentInput) (*Contact, error) {
-	ctx = event.EnsureCorrelation(ctx)
 	now := s.clock()
 	if _, err := normalizeConsent(channel, in, now); err != nil {
 		return nil, err
 	}
-	var c *Contact
-	err := s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
-		var err error
-		c, err = s.st.get(ctx, tx, tenant, id, true)
-		if errors.Is(err, ErrNotFound) {
-			return notFound(id)
-		}
-		if err != nil {
-			return err
-		}
-		if c.Erased() {
-			return erasedConflict(id)
-		}
-		before := c.UpdatedAt
-		c.Version++
-		c.UpdatedAt = now
+	return s.change(ctx, tenant, id, func(tx querier, c *Contact) ([]event.Envelope, bool, error) {
 		env, changed, err := s.decide(ctx, tx, tenant, c, channel, in, now)
 		if err != nil || !changed {
-			c.Version, c.UpdatedAt = c.Version-1, before
-			return err
+			return nil, false, err
 		}
-		if err := s.st.update(ctx, tx, tenant, c); err != nil {
-			return err
-		}
-		return emit(env)
+		return []event.Envelope{env}, true, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 // decide records a consent decision (c.Version already raised) when it
