@@ -12,6 +12,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
 	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
 	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
+	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
 )
 
@@ -88,6 +89,20 @@ func (s *Service) Evaluate(ctx context.Context, tenant, id string, progress func
 	}
 	ev.DurationMs = time.Since(started).Milliseconds()
 	err = s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		if s.db.Kind() == store.Postgres {
+			// Live changes add to member_count under this row's lock. Taken
+			// before counting, it makes each of them either counted here
+			// (committed already) or added after this commit, never both
+			// or neither.
+			var n int64
+			err := tx.QueryRowContext(ctx, `SELECT member_count FROM segments WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, id).Scan(&n)
+			if errors.Is(err, sql.ErrNoRows) {
+				return notFound(id)
+			}
+			if err != nil {
+				return fmt.Errorf("lock segment: %w", err)
+			}
+		}
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM segment_members WHERE tenant_id = $1 AND segment_id = $2 AND is_member = 1`,
 			tenant, id).Scan(&ev.Members); err != nil {
 			return fmt.Errorf("count members: %w", err)
