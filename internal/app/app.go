@@ -29,6 +29,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/platform/tenant"
 	"github.com/alumoutreach/alumoutreach/internal/segments"
+	"github.com/alumoutreach/alumoutreach/internal/templates"
 )
 
 // App is the assembled service.
@@ -48,6 +49,7 @@ type App struct {
 	contacts    *contacts.Service
 	imports     *contacts.Importer
 	segments    *segments.Service
+	templates   *templates.Service
 	idempotency *idempotency.Store
 	dlqWorker   *bus.Consumer
 	consumers   []*bus.Consumer
@@ -122,6 +124,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if cfg.ModuleEnabled("segments") {
 		a.wireSegments()
 	}
+	if cfg.ModuleEnabled("templates") {
+		a.templates = templates.NewService(a.db, a.outbox, log)
+		templates.NewHTTP(a.templates, templateContacts{a.contacts}).RegisterRoutes(a.http)
+	}
 	if cfg.ModuleEnabled("analytics") {
 		if err := a.wireAnalytics(ctx); err != nil {
 			return nil, err
@@ -143,8 +149,9 @@ func OpenDB(ctx context.Context, cfg config.Config) (*store.DB, error) {
 		"outbox":   outbox.Migrations(),
 		// Module tables exist whatever this instance runs: tools (imports,
 		// readers wired across modules) use them.
-		contacts.ModuleName: contacts.Migrations(),
-		segments.ModuleName: segments.Migrations(),
+		contacts.ModuleName:  contacts.Migrations(),
+		segments.ModuleName:  segments.Migrations(),
+		templates.ModuleName: templates.Migrations(),
 	} {
 		if err := db.Migrate(ctx, module, fsys); err != nil {
 			db.Close()
