@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/alumoutreach/alumoutreach/internal/channel"
 	"github.com/alumoutreach/alumoutreach/internal/contacts"
 	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/pipeline"
+	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
 	"github.com/alumoutreach/alumoutreach/internal/segments"
 	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
 	"github.com/alumoutreach/alumoutreach/internal/templates"
@@ -78,4 +81,62 @@ func (c templateContacts) TemplateContact(ctx context.Context, tenant, id string
 	}
 	return render.Contact{Email: ct.Email, Phone: ct.Phone, FirstName: ct.FirstName, LastName: ct.LastName,
 		Locale: ct.Locale, TimeZone: ct.TimeZone, Tags: ct.Tags, Attributes: attrs}, nil
+}
+
+// pipelineContacts gives the pipeline the recipient of a message.
+type pipelineContacts struct{ svc *contacts.Service }
+
+func (c pipelineContacts) Recipient(ctx context.Context, tenant, id string) (pipeline.Recipient, error) {
+	ct, err := c.svc.Get(ctx, tenant, id)
+	if errors.Is(err, contacts.ErrNotFound) {
+		return pipeline.Recipient{}, pipeline.ErrRecipientNotFound
+	}
+	if err != nil {
+		return pipeline.Recipient{}, err
+	}
+	if ct.Erased() {
+		return pipeline.Recipient{}, pipeline.ErrRecipientNotFound
+	}
+	attrs, err := decodeAttributes(ct)
+	if err != nil {
+		return pipeline.Recipient{}, err
+	}
+	consent := make(map[string]bool, len(ct.Consent))
+	for ch, c := range ct.Consent {
+		consent[ch] = c.Granted
+	}
+	return pipeline.Recipient{ContactID: ct.ID, Email: ct.Email, Phone: ct.Phone, FirstName: ct.FirstName, LastName: ct.LastName,
+		Locale: ct.Locale, TimeZone: ct.TimeZone, Tags: ct.Tags, Attributes: attrs, Consent: consent}, nil
+}
+
+// pipelineTemplates renders a message's template for the pipeline. A
+// template that is missing, of another channel or not active is the
+// message's failure (pipeline.ErrTemplate), not a reason to retry.
+type pipelineTemplates struct{ svc *templates.Service }
+
+func (t pipelineTemplates) Render(ctx context.Context, tenant, id string, version int64, ch string, req pipeline.RenderRequest) (pipeline.Content, error) {
+	r := req.Recipient
+	out, err := t.svc.Render(ctx, tenant, id, version, &render.Data{
+		Contact: render.Contact{Email: r.Email, Phone: r.Phone, FirstName: r.FirstName, LastName: r.LastName, Locale: r.Locale,
+			TimeZone: r.TimeZone, Tags: r.Tags, Attributes: r.Attributes},
+		CampaignID: req.SourceID, CampaignName: req.SourceName, MessageID: req.MessageID, UnsubscribeURL: req.UnsubscribeURL,
+	})
+	if fe, ok := fault.As(err); ok && fe.Kind == fault.NotFound {
+		return pipeline.Content{}, fmt.Errorf("%w: %s", pipeline.ErrTemplate, fe.Message)
+	}
+	if err != nil {
+		return pipeline.Content{}, err
+	}
+	switch {
+	case out.Channel != ch:
+		return pipeline.Content{}, fmt.Errorf("%w: template %s is for %s, the message for %s", pipeline.ErrTemplate, id, out.Channel, ch)
+	case out.Status != templates.StatusActive:
+		return pipeline.Content{}, fmt.Errorf("%w: template %s is %s; activate it to send with it", pipeline.ErrTemplate, id, out.Status)
+	}
+	c := pipeline.Content{Version: out.Version, Subject: out.Subject, HTML: out.HTML, Text: out.Text, Body: out.Body,
+		From: out.From, FromName: out.FromName, ReplyTo: out.ReplyTo}
+	if w := out.WhatsApp; w != nil {
+		c.WhatsApp = &channel.Template{Name: w.Name, Language: w.Language, Params: w.Params}
+	}
+	return c, nil
 }

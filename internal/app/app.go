@@ -21,6 +21,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/config"
 	"github.com/alumoutreach/alumoutreach/internal/contacts"
 	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/pipeline"
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
 	"github.com/alumoutreach/alumoutreach/internal/platform/dlqapi"
 	"github.com/alumoutreach/alumoutreach/internal/platform/httpapi"
@@ -124,9 +125,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if cfg.ModuleEnabled("segments") {
 		a.wireSegments()
 	}
+	a.templates = templates.NewService(a.db, a.outbox, log)
 	if cfg.ModuleEnabled("templates") {
-		a.templates = templates.NewService(a.db, a.outbox, log)
 		templates.NewHTTP(a.templates, templateContacts{a.contacts}).RegisterRoutes(a.http)
+	}
+	if cfg.ModuleEnabled("pipeline") {
+		a.wirePipeline()
 	}
 	if cfg.ModuleEnabled("analytics") {
 		if err := a.wireAnalytics(ctx); err != nil {
@@ -152,6 +156,7 @@ func OpenDB(ctx context.Context, cfg config.Config) (*store.DB, error) {
 		contacts.ModuleName:  contacts.Migrations(),
 		segments.ModuleName:  segments.Migrations(),
 		templates.ModuleName: templates.Migrations(),
+		pipeline.ModuleName:  pipeline.Migrations(),
 	} {
 		if err := db.Migrate(ctx, module, fsys); err != nil {
 			db.Close()
@@ -182,6 +187,22 @@ func BusConfig(cfg config.Config) bus.Config {
 		MaxEventSize:    int(cfg.Events.MaxSize),
 		Name:            "alumoutreach",
 	}
+}
+
+// wirePipeline sends every channel through its sandbox twin: the real
+// providers (SMTP, Twilio, Meta) are wired by configuration once their
+// settings exist.
+func (a *App) wirePipeline() {
+	providers := map[string]pipeline.Provider{}
+	var sandbox *pipeline.Sandbox
+	for _, ch := range event.Channels {
+		sandbox = pipeline.NewSandbox(a.db, ch)
+		providers[ch] = sandbox
+	}
+	svc := pipeline.New(pipeline.Deps{DB: a.db, Outbox: a.outbox, Contacts: pipelineContacts{a.contacts},
+		Renderer: pipelineTemplates{a.templates}, Providers: providers, Log: a.log})
+	pipeline.NewHTTP(svc, sandbox).RegisterRoutes(a.http)
+	a.pending = append(a.pending, a.consumerOptions(pipeline.ConsumerName, []string{event.PipelineMessageQueued}, svc.Handle, a.cfg.Consumer.Concurrency))
 }
 
 func (a *App) wireSegments() {

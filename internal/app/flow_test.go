@@ -109,3 +109,61 @@ func TestContactToSegmentToAnalyticsFlow(t *testing.T) {
 		}
 	})
 }
+
+// TestMessageThroughPipelineToSandbox: a message asked for through the
+// API is queued, consumed by PIPELINE_SEND_CONSUMER through the real bus,
+// rendered from the template for the contact, "sent" by the sandbox, and
+// counted by analytics; without consent it is blocked and never sent.
+func TestMessageThroughPipelineToSandbox(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		a := startApp(t, testConfig(t, db.URL()))
+		ca, cb := twoTenants(t, a)
+		id := func(doc map[string]any) string { return doc["data"].(map[string]any)["id"].(string) }
+
+		_, doc := ca.do("POST", "/api/v1/contacts", `{"email": "ada@example.org", "firstName": "Ada",
+			"consent": {"email": {"granted": true, "source": "signup_form"}}}`)
+		ada := id(doc)
+		_, doc = ca.do("POST", "/api/v1/contacts", `{"email": "noconsent@example.org"}`)
+		other := id(doc)
+		status, doc := ca.do("POST", "/api/v1/templates", `{"name": "Welcome", "channel": "email", "content": {
+			"subject": "Welcome, {{contact.firstName}}", "html": "<p>Hello {{contact.firstName}}</p>", "from": "alumni@example.edu"}}`)
+		if status != 201 {
+			t.Fatalf("template: %d %v", status, doc)
+		}
+		tpl := id(doc)
+		ca.do("POST", "/api/v1/templates/"+tpl+"/activate", "")
+
+		status, doc = ca.do("POST", "/api/v1/messages", `{"contactId": "`+ada+`", "channel": "email", "templateId": "`+tpl+`"}`)
+		if status != 202 {
+			t.Fatalf("send: %d %v", status, doc)
+		}
+		msg := id(doc)
+		_, blockedDoc := ca.do("POST", "/api/v1/messages", `{"contactId": "`+other+`", "channel": "email", "templateId": "`+tpl+`"}`)
+		blocked := id(blockedDoc)
+
+		bustest.Eventually(t, 10*time.Second, "the message sent and the other blocked", func() bool {
+			_, m := ca.do("GET", "/api/v1/messages/"+msg, "")
+			_, b := ca.do("GET", "/api/v1/messages/"+blocked, "")
+			return m["data"].(map[string]any)["status"] == "sent" && b["data"].(map[string]any)["status"] == "blocked"
+		})
+		_, sb := ca.do("GET", "/api/v1/sandbox/messages", "")
+		items := sb["data"].([]any)
+		if len(items) != 1 {
+			t.Fatalf("sandbox holds %d messages, want 1", len(items))
+		}
+		got := items[0].(map[string]any)
+		if got["subject"] != "Welcome, Ada" || got["html"] != "<p>Hello Ada</p>" || got["to"] != "ada@example.org" || got["messageId"] != msg {
+			t.Fatalf("sandbox message %v", got)
+		}
+		bustest.Eventually(t, 10*time.Second, "analytics counts the send and the block", func() bool {
+			return total(t, ca, "subject=pipeline.message.sent") == 1 && total(t, ca, "subject=pipeline.message.failed") == 1
+		})
+		if status, _ := cb.do("GET", "/api/v1/messages/"+msg, ""); status != 404 {
+			t.Fatalf("tenant B reads A's message: %d", status)
+		}
+		if _, sbB := cb.do("GET", "/api/v1/sandbox/messages", ""); len(sbB["data"].([]any)) != 0 {
+			t.Fatal("tenant B sees A's sandbox")
+		}
+	})
+}

@@ -14,6 +14,9 @@ import (
 
 // Message is one message to one recipient, already rendered.
 type Message struct {
+	// Tenant is the tenant the message belongs to, for providers that keep
+	// per-tenant accounts or storage (the sandbox).
+	Tenant string
 	// ID is our message id. Adapters pass it to the provider where the
 	// provider keeps a client reference (so a report can be matched even
 	// before the provider's id is stored) and use it in the email

@@ -74,6 +74,13 @@ type MessageData struct {
 	SourceID string `json:"sourceId"`
 	// TemplateID is the template rendered, when one was (agents' replies have none).
 	TemplateID string `json:"templateId,omitempty"`
+	// TemplateVersion pins the template version to render, so a campaign
+	// sends the version it started with; 0 means the current one. Added to
+	// the specification's payload (additive).
+	TemplateVersion int64 `json:"templateVersion,omitempty"`
+	// SourceName is the campaign's (or workflow's) name, for the
+	// {{campaign.name}} placeholder. Added to the specification's payload.
+	SourceName string `json:"sourceName,omitempty"`
 	// ExternalID is the provider's id for the message, known from sent on;
 	// provider webhooks are matched to messages by it.
 	ExternalID string `json:"externalId,omitempty"`

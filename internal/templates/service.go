@@ -370,6 +370,13 @@ type Rendered struct {
 	Body     string            `json:"body,omitempty"`
 	WhatsApp *RenderedWhatsApp `json:"whatsapp,omitempty"`
 	Version  int64             `json:"version"`
+	// Channel and Status are the template's, for senders to check.
+	Channel string `json:"channel"`
+	Status  string `json:"status"`
+	// From, FromName and ReplyTo are an email template's sender.
+	From     string `json:"from,omitempty"`
+	FromName string `json:"fromName,omitempty"`
+	ReplyTo  string `json:"replyTo,omitempty"`
 }
 
 // RenderedWhatsApp is a provider template with its parameters filled.
@@ -422,6 +429,7 @@ func (s *Service) Render(ctx context.Context, tenant, id string, version int64, 
 	if err != nil {
 		return nil, err
 	}
-	r.Version = t.Version
+	r.Version, r.Channel, r.Status = t.Version, t.Channel, t.Status
+	r.From, r.FromName, r.ReplyTo = t.Content.From, t.Content.FromName, t.Content.ReplyTo
 	return r, nil
 }

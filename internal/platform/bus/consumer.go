@@ -233,6 +233,22 @@ func (c *Consumer) fetchLoop(jc jetstream.Consumer) {
 
 type progressKey struct{}
 
+type attemptKey struct{}
+
+// WithAttempt returns ctx as a handler sees it on delivery attempt of
+// maxAttempts: for tests of handlers that act on their last chance.
+func WithAttempt(ctx context.Context, attempt, maxAttempts int) context.Context {
+	return context.WithValue(ctx, attemptKey{}, [2]int{attempt, maxAttempts})
+}
+
+// Attempt returns which delivery of the event being handled under ctx this
+// is (1 for the first) and how many the consumer makes at most, so a
+// handler can tell its last chance (0, 0 outside a consumer handler).
+func Attempt(ctx context.Context) (attempt, maxAttempts int) {
+	a, _ := ctx.Value(attemptKey{}).([2]int)
+	return a[0], a[1]
+}
+
 // Progress tells the server that the event being handled under ctx is still
 // being worked on, resetting its AckWait. Long handlers call it periodically.
 func Progress(ctx context.Context) error {
@@ -266,6 +282,7 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 	}
 	ctx := event.WithCause(c.baseCtx, env)
 	ctx = context.WithValue(ctx, progressKey{}, msg)
+	ctx = WithAttempt(ctx, attempt, c.opts.MaxDeliver)
 	// Attributes are built only for records that are written: at tens of
 	// thousands of events a second, a logger.With per event is measurable.
 	log := func(level slog.Level, msg string, args ...any) {

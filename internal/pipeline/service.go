@@ -1,0 +1,318 @@
+package pipeline
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/alumoutreach/alumoutreach/internal/channel"
+	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
+	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
+	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
+	"github.com/alumoutreach/alumoutreach/internal/platform/store"
+)
+
+// Deps are what the pipeline works with.
+type Deps struct {
+	DB       *store.DB
+	Outbox   *outbox.Outbox
+	Contacts ContactSource
+	Renderer Renderer
+	// Providers sends each channel's messages, by channel name.
+	Providers map[string]Provider
+	// UnsubscribeURL returns a message's one-click unsubscribe link; nil
+	// leaves {{unsubscribeUrl}} empty.
+	UnsubscribeURL func(tenant, messageID string) string
+	Log            *slog.Logger
+}
+
+// Service queues and sends messages.
+type Service struct {
+	Deps
+	now func() time.Time
+	// progressEvery is how often a long provider call tells the bus the
+	// message is still being worked on.
+	progressEvery time.Duration
+}
+
+// New returns the pipeline over deps.
+func New(deps Deps) *Service {
+	return &Service{Deps: deps, now: time.Now, progressEvery: 10 * time.Second}
+}
+
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
+
+func errMessageNotFound(id string) error {
+	e := fault.New(fault.NotFound, "message_not_found", "no message %q in this tenant", id)
+	e.Details = map[string]any{"messageId": id}
+	return e
+}
+
+// Request asks for one message.
+type Request struct {
+	ContactID       string `json:"contactId"`
+	Channel         string `json:"channel"`
+	TemplateID      string `json:"templateId"`
+	TemplateVersion int64  `json:"templateVersion"`
+	// SourceID groups messages of one purpose and makes the send key: the
+	// same contact, channel and source id is one message. Default: a new id.
+	SourceID string `json:"sourceId"`
+}
+
+// Enqueue records a message asked for through the API and publishes
+// pipeline.message.queued. It reports whether the message is new; the
+// same source id, contact and channel again returns the first message.
+func (s *Service) Enqueue(ctx context.Context, tenant string, req Request) (*Message, bool, error) {
+	if !event.ValidChannel(req.Channel) {
+		return nil, false, fault.New(fault.Invalid, "invalid_field", "channel must be email, sms or whatsapp (got %q)", req.Channel)
+	}
+	if req.ContactID == "" || req.TemplateID == "" {
+		return nil, false, fault.New(fault.Invalid, "invalid_field", "contactId and templateId are required")
+	}
+	if req.TemplateVersion < 0 {
+		return nil, false, fault.New(fault.Invalid, "invalid_field", "templateVersion is a positive whole number, or 0 for the current version")
+	}
+	r, err := s.Contacts.Recipient(ctx, tenant, req.ContactID)
+	if errors.Is(err, ErrRecipientNotFound) {
+		return nil, false, fault.New(fault.NotFound, "contact_not_found", "no contact %q in this tenant", req.ContactID)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	addr := r.Address(req.Channel)
+	if addr == "" {
+		return nil, false, fault.New(fault.Invalid, "no_address", "contact %s has no %s address for the %s channel", req.ContactID, map[bool]string{true: "email", false: "phone"}[req.Channel == event.ChannelEmail], req.Channel)
+	}
+	now := s.clock()
+	m := &Message{ID: event.NewID(), SourceType: SourceAPI, SourceID: req.SourceID, ContactID: req.ContactID, Channel: req.Channel,
+		TemplateID: req.TemplateID, TemplateVersion: req.TemplateVersion, Recipient: addr, Status: StatusQueued, CreatedAt: now, UpdatedAt: now}
+	if m.SourceID == "" {
+		m.SourceID = m.ID
+	}
+	ctx = event.EnsureCorrelation(ctx)
+	var created bool
+	err = s.Outbox.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		var err error
+		if m, created, err = insertQueued(ctx, s.DB.Kind(), tx, tenant, m); err != nil || !created {
+			return err
+		}
+		env, err := event.New(ctx, event.PipelineMessageQueued, event.SourcePipeline, tenant, messageData(m))
+		if err != nil {
+			return err
+		}
+		return emit(env)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return m, created, nil
+}
+
+// Get returns one message.
+func (s *Service) Get(ctx context.Context, tenant, id string) (*Message, error) {
+	return byID(ctx, s.DB.Reader(), tenant, id)
+}
+
+func messageData(m *Message) event.MessageData {
+	return event.MessageData{MessageID: m.ID, Channel: m.Channel, ContactID: m.ContactID, RecipientAddress: m.Recipient,
+		SourceType: m.SourceType, SourceID: m.SourceID, TemplateID: m.TemplateID, TemplateVersion: m.TemplateVersion,
+		SourceName: m.sourceName, ExternalID: m.ExternalID, RunID: m.runID, Subject: m.Subject,
+		Reason: m.Error, ErrorCode: m.ErrorCode}
+}
+
+// Handle is the PIPELINE_SEND_CONSUMER handler.
+func (s *Service) Handle(ctx context.Context, env event.Envelope) error {
+	if env.Type != event.PipelineMessageQueued {
+		return nil // the consumer's filter makes this unreachable; a replayed stray is harmless
+	}
+	d, err := event.DecodeData[event.MessageData](env)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	now := s.clock()
+	m := &Message{ID: d.MessageID, SourceType: d.SourceType, SourceID: d.SourceID, ContactID: d.ContactID, Channel: d.Channel,
+		TemplateID: d.TemplateID, TemplateVersion: d.TemplateVersion, Recipient: d.RecipientAddress, Status: StatusQueued,
+		CreatedAt: now, UpdatedAt: now, sourceName: d.SourceName, runID: d.RunID}
+	tenant := env.TenantID
+	// Campaigns and workflows queue by event alone: the row is made here,
+	// once, whatever the number of deliveries.
+	m, _, err = insertQueued(ctx, s.DB.Kind(), s.DB.Writer(), tenant, m)
+	if err != nil {
+		return err
+	}
+	switch m.Status {
+	case StatusQueued:
+		return s.send(ctx, tenant, m)
+	case StatusSending:
+		return s.resolve(ctx, tenant, m)
+	}
+	return nil // sent, failed or blocked already: a redelivery
+}
+
+// send checks, renders and sends a queued message.
+func (s *Service) send(ctx context.Context, tenant string, m *Message) error {
+	r, err := s.Contacts.Recipient(ctx, tenant, m.ContactID)
+	switch {
+	case errors.Is(err, ErrRecipientNotFound):
+		return s.finish(ctx, tenant, m, StatusQueued, StatusBlocked, "contact_gone", "the contact was deleted or erased")
+	case err != nil:
+		return fmt.Errorf("read recipient: %w", err)
+	}
+	addr := r.Address(m.Channel)
+	if addr == "" {
+		return s.finish(ctx, tenant, m, StatusQueued, StatusBlocked, "no_address", "the contact has no address on this channel")
+	}
+	m.Recipient = addr // the contact's current address, not the one it had when queued
+	if !r.Consent[m.Channel] {
+		return s.finish(ctx, tenant, m, StatusQueued, StatusBlocked, "no_consent", "the contact has not agreed to be reached on "+m.Channel)
+	}
+	if reason, ok, err := suppressed(ctx, s.DB.Reader(), tenant, m.Channel, addr); err != nil {
+		return err
+	} else if ok {
+		return s.finish(ctx, tenant, m, StatusQueued, StatusBlocked, "suppressed", "the address is suppressed ("+reason+")")
+	}
+	unsub := ""
+	if s.UnsubscribeURL != nil {
+		unsub = s.UnsubscribeURL(tenant, m.ID)
+	}
+	content, err := s.Renderer.Render(ctx, tenant, m.TemplateID, m.TemplateVersion, m.Channel, RenderRequest{
+		Recipient: r, MessageID: m.ID, SourceID: m.SourceID, SourceName: m.sourceName, UnsubscribeURL: unsub})
+	switch {
+	case errors.Is(err, ErrTemplate):
+		return s.finish(ctx, tenant, m, StatusQueued, StatusFailed, "template_error", err.Error())
+	case err != nil:
+		return fmt.Errorf("render: %w", err)
+	}
+	provider, ok := s.Providers[m.Channel]
+	if !ok {
+		return s.finish(ctx, tenant, m, StatusQueued, StatusFailed, "no_provider", "no provider is configured for "+m.Channel)
+	}
+	m.TemplateVersion, m.Subject = content.Version, content.Subject
+	m.Status, m.Attempts, m.UpdatedAt = StatusSending, m.Attempts+1, s.clock()
+	if ok, err := setStatus(ctx, s.DB.Writer(), tenant, m, StatusQueued); err != nil || !ok {
+		return err // !ok: another delivery took it
+	}
+	receipt, err := s.call(ctx, provider, outgoing(tenant, m, content, unsub))
+	if err == nil {
+		return s.sent(ctx, tenant, m, receipt)
+	}
+	attempt, maxAttempts := bus.Attempt(ctx)
+	code := providerCode(err)
+	if channel.IsPermanent(err) || attempt >= maxAttempts {
+		return s.finish(ctx, tenant, m, StatusSending, StatusFailed, code, err.Error())
+	}
+	// Transient: back to queued, so the retry sends it (and only it).
+	m.Status, m.Error, m.ErrorCode, m.UpdatedAt = StatusQueued, err.Error(), code, s.clock()
+	if _, uerr := setStatus(ctx, s.DB.Writer(), tenant, m, StatusSending); uerr != nil {
+		return uerr
+	}
+	return err
+}
+
+func providerCode(err error) string {
+	var ce *channel.Error
+	if errors.As(err, &ce) && ce.Code != "" {
+		return ce.Provider + ":" + ce.Code
+	}
+	return "provider_error"
+}
+
+// call sends through provider, telling the bus the event is in progress
+// while a slow provider answers, so it is not redelivered meanwhile.
+func (s *Service) call(ctx context.Context, p Provider, msg channel.Message) (channel.Receipt, error) {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(s.progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = bus.Progress(ctx)
+			}
+		}
+	}()
+	return p.Send(ctx, msg)
+}
+
+func outgoing(tenant string, m *Message, c Content, unsub string) channel.Message {
+	msg := channel.Message{Tenant: tenant, ID: m.ID, To: m.Recipient, From: c.From, FromName: c.FromName, ReplyTo: c.ReplyTo,
+		Subject: c.Subject, HTML: c.HTML, Text: c.Text, Template: c.WhatsApp}
+	if m.Channel != event.ChannelEmail {
+		msg.Text = c.Body
+	} else if unsub != "" {
+		// RFC 8058 one-click unsubscribe: mailbox providers show a button
+		// that POSTs to the link.
+		msg.Headers = map[string]string{"List-Unsubscribe": "<" + unsub + ">", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+	}
+	return msg
+}
+
+// resolve settles a message a previous delivery left in sending: the
+// process died while the provider was being called.
+func (s *Service) resolve(ctx context.Context, tenant string, m *Message) error {
+	if l, ok := s.Providers[m.Channel].(Lookup); ok {
+		receipt, accepted, err := l.Accepted(ctx, tenant, m.ID)
+		if err != nil {
+			return err
+		}
+		if accepted {
+			return s.sent(ctx, tenant, m, receipt)
+		}
+		// Never reached the provider: send it now.
+		m.Status, m.UpdatedAt = StatusQueued, s.clock()
+		if ok, err := setStatus(ctx, s.DB.Writer(), tenant, m, StatusSending); err != nil || !ok {
+			return err
+		}
+		return s.send(ctx, tenant, m)
+	}
+	return s.finish(ctx, tenant, m, StatusSending, StatusFailed, "outcome_unknown",
+		"the process stopped while the provider was being called; not sent again, so as never to send twice")
+}
+
+// sent records the provider's acceptance and publishes pipeline.message.sent.
+func (s *Service) sent(ctx context.Context, tenant string, m *Message, receipt channel.Receipt) error {
+	now := s.clock()
+	m.Status, m.Provider, m.ExternalID, m.Error, m.ErrorCode, m.UpdatedAt, m.SentAt = StatusSent, receipt.Provider, receipt.ExternalID, "", "", now, &now
+	return s.Outbox.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		if ok, err := setStatus(ctx, tx, tenant, m, StatusSending); err != nil || !ok {
+			return err
+		}
+		env, err := event.New(ctx, event.PipelineMessageSent, event.SourcePipeline, tenant, messageData(m))
+		if err != nil {
+			return err
+		}
+		return emit(env)
+	})
+}
+
+// finish moves a message from status from to a final status with its
+// reason, and publishes pipeline.message.failed.
+func (s *Service) finish(ctx context.Context, tenant string, m *Message, from, status, code, reason string) error {
+	m.Status, m.ErrorCode, m.Error, m.UpdatedAt = status, code, truncate(reason, 1000), s.clock()
+	s.Log.InfoContext(ctx, "message not sent", "message", m.ID, "status", status, "errorCode", code, "reason", m.Error)
+	return s.Outbox.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		if ok, err := setStatus(ctx, tx, tenant, m, from); err != nil || !ok {
+			return err
+		}
+		env, err := event.New(ctx, event.PipelineMessageFailed, event.SourcePipeline, tenant, messageData(m))
+		if err != nil {
+			return err
+		}
+		return emit(env)
+	})
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}

@@ -1,0 +1,133 @@
+package pipeline
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/alumoutreach/alumoutreach/internal/platform/store"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// ModuleName is the module's name in schema_migrations.
+const ModuleName = "pipeline"
+
+// Migrations returns the module's embedded migrations.
+func Migrations() fs.FS {
+	sub, _ := fs.Sub(migrationFiles, "migrations")
+	return sub
+}
+
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+const messageColumns = `id, source_type, source_id, step, contact_id, channel, template_id, template_version, campaign_name, run_id,
+	recipient, subject, status, attempts, provider, external_id, error_code, error, created_at, updated_at, sent_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanMessage(r scanner) (*Message, error) {
+	var (
+		m                Message
+		created, updated int64
+		sent             sql.NullInt64
+	)
+	if err := r.Scan(&m.ID, &m.SourceType, &m.SourceID, &m.Step, &m.ContactID, &m.Channel, &m.TemplateID, &m.TemplateVersion,
+		&m.sourceName, &m.runID, &m.Recipient, &m.Subject, &m.Status, &m.Attempts, &m.Provider, &m.ExternalID, &m.ErrorCode,
+		&m.Error, &created, &updated, &sent); err != nil {
+		return nil, err
+	}
+	m.CreatedAt, m.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
+	if sent.Valid {
+		t := time.UnixMilli(sent.Int64).UTC()
+		m.SentAt = &t
+	}
+	return &m, nil
+}
+
+// insertQueued adds m as queued unless a message with its send key exists,
+// and returns the stored message (m or the one that was there).
+func insertQueued(ctx context.Context, kind store.Kind, q querier, tenant string, m *Message) (*Message, bool, error) {
+	res, err := q.ExecContext(ctx, `INSERT INTO messages (tenant_id, id, source_type, source_id, step, contact_id, channel,
+		template_id, template_version, campaign_name, run_id, recipient, status, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+		ON CONFLICT DO NOTHING`,
+		tenant, m.ID, m.SourceType, m.SourceID, m.Step, m.ContactID, m.Channel, m.TemplateID, m.TemplateVersion,
+		m.sourceName, m.runID, m.Recipient, StatusQueued, m.CreatedAt.UnixMilli())
+	if err != nil {
+		return nil, false, fmt.Errorf("insert message: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return nil, false, err
+	}
+	stored, err := byKey(ctx, kind, q, tenant, m, false)
+	return stored, n == 1, err
+}
+
+// byKey reads the message with m's send key; lock takes its row lock on
+// PostgreSQL for the transaction.
+func byKey(ctx context.Context, kind store.Kind, q querier, tenant string, m *Message, lock bool) (*Message, error) {
+	suffix := ""
+	if lock && kind == store.Postgres {
+		suffix = " FOR UPDATE"
+	}
+	got, err := scanMessage(q.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages
+		WHERE tenant_id = $1 AND source_type = $2 AND source_id = $3 AND contact_id = $4 AND channel = $5 AND step = $6`+suffix,
+		tenant, m.SourceType, m.SourceID, m.ContactID, m.Channel, m.Step))
+	if err != nil {
+		return nil, fmt.Errorf("read message: %w", err)
+	}
+	return got, nil
+}
+
+func byID(ctx context.Context, q querier, tenant, id string) (*Message, error) {
+	m, err := scanMessage(q.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE tenant_id = $1 AND id = $2`, tenant, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errMessageNotFound(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read message %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// setStatus moves message id from status from to m's status and outcome;
+// it reports false when the row was not in from (another delivery moved it).
+func setStatus(ctx context.Context, q querier, tenant string, m *Message, from string) (bool, error) {
+	var sent any
+	if m.SentAt != nil {
+		sent = m.SentAt.UnixMilli()
+	}
+	res, err := q.ExecContext(ctx, `UPDATE messages SET status = $4, attempts = $5, provider = $6, external_id = $7, error_code = $8,
+		error = $9, subject = $10, template_version = $11, updated_at = $12, sent_at = $13
+		WHERE tenant_id = $1 AND id = $2 AND status = $3`,
+		tenant, m.ID, from, m.Status, m.Attempts, m.Provider, m.ExternalID, m.ErrorCode, m.Error, m.Subject, m.TemplateVersion,
+		m.UpdatedAt.UnixMilli(), sent)
+	if err != nil {
+		return false, fmt.Errorf("update message %s: %w", m.ID, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func suppressed(ctx context.Context, q querier, tenant, ch, address string) (string, bool, error) {
+	var reason string
+	err := q.QueryRowContext(ctx, `SELECT reason FROM suppressions WHERE tenant_id = $1 AND channel = $2 AND address = $3`, tenant, ch, address).Scan(&reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("check suppression: %w", err)
+	}
+	return reason, true, nil
+}
