@@ -28,7 +28,9 @@ type Error struct {
 	Message      string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Message) }
+func (e *Error) Error() string {
+	return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Message)
+}
 
 // Template is a parsed template part. It is immutable and safe for
 // concurrent use.
