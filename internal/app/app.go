@@ -51,6 +51,8 @@ type App struct {
 	imports     *contacts.Importer
 	segments    *segments.Service
 	templates   *templates.Service
+	pipeline    *pipeline.Service
+	sandboxes   []*pipeline.Sandbox
 	idempotency *idempotency.Store
 	dlqWorker   *bus.Consumer
 	consumers   []*bus.Consumer
@@ -198,9 +200,11 @@ func (a *App) wirePipeline() {
 	for _, ch := range event.Channels {
 		sandbox = pipeline.NewSandbox(a.db, ch)
 		providers[ch] = sandbox
+		a.sandboxes = append(a.sandboxes, sandbox)
 	}
 	svc := pipeline.New(pipeline.Deps{DB: a.db, Outbox: a.outbox, Contacts: pipelineContacts{a.contacts},
 		Renderer: pipelineTemplates{a.templates}, Providers: providers, Log: a.log})
+	a.pipeline = svc
 	pipeline.NewHTTP(svc, sandbox).RegisterRoutes(a.http)
 	a.pending = append(a.pending, a.consumerOptions(pipeline.ConsumerName, []string{event.PipelineMessageQueued}, svc.Handle, a.cfg.Consumer.Concurrency))
 }
@@ -255,6 +259,16 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	if a.ingest != nil {
 		if err := a.ingest.Start(ctx); err != nil {
+			return err
+		}
+	}
+	if a.pipeline != nil {
+		if err := a.pipeline.Start(ctx); err != nil {
+			return err
+		}
+	}
+	for _, sb := range a.sandboxes {
+		if err := sb.Start(ctx); err != nil {
 			return err
 		}
 	}
@@ -336,6 +350,12 @@ func (a *App) Shutdown(ctx context.Context) error {
 	errs = append(errs, stopErrs...)
 	if a.ingest != nil {
 		a.ingest.Stop()
+	}
+	if a.pipeline != nil {
+		a.pipeline.Stop()
+	}
+	for _, sb := range a.sandboxes {
+		sb.Stop()
 	}
 	if err := a.relay.Stop(ctx); err != nil {
 		errs = append(errs, err)

@@ -2,13 +2,24 @@ package app_test
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/alumoutreach/alumoutreach/internal/app"
+	"github.com/alumoutreach/alumoutreach/internal/config"
+	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
 
 	"github.com/alumoutreach/alumoutreach/internal/platform/store/storetest"
 )
@@ -52,4 +63,123 @@ func BenchmarkContactCreateAPI(b *testing.B) {
 			b.ReportMetric(float64(n.Load())/time.Since(start).Seconds(), "creates/s")
 		})
 	}
+}
+
+// BenchmarkPipelineSandbox queues BENCH_MESSAGES (default 20,000) messages
+// the way a campaign does (pipeline.message.queued events through the
+// outbox, in batches) for as many contacts with email consent, and reports
+// messages/s from the first queued to the last sent through the sandbox:
+// recipient read, consent and suppression checks, render, provider,
+// events, all through the real bus.
+func BenchmarkPipelineSandbox(b *testing.B) {
+	n := 20_000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_MESSAGES")); err == nil && v > 0 {
+		n = v
+	}
+	for _, kind := range storetest.Kinds() {
+		b.Run(string(kind), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				cfg := testConfig(b, storetest.URL(b, kind))
+				// The pipeline and what it reads and feeds; not segments,
+				// whose evaluation of the imported contacts would run
+				// alongside.
+				cfg.Modules = []string{"contacts", "templates", "pipeline", "analytics"}
+				a := startApp(b, cfg)
+				ctx := context.Background()
+				tenantObj, _, err := a.Tenants().Create(ctx, "bench")
+				if err != nil {
+					b.Fatal(err)
+				}
+				tenant := tenantObj.ID
+				path := filepath.Join(b.TempDir(), "contacts.csv")
+				var csv strings.Builder
+				csv.WriteString("email,firstName,consent.email\n")
+				for i := range n {
+					fmt.Fprintf(&csv, "p%d@example.org,P%d,yes\n", i, i)
+				}
+				if err := os.WriteFile(path, []byte(csv.String()), 0o600); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := app.ContactImporter(a.DB(), config.Default(), quietLog()).Run(ctx, tenant, "csv", "create", path, nil); err != nil {
+					b.Fatal(err)
+				}
+				ids := contactIDs(b, a, tenant)
+				tplID := activeTemplate(b, a, tenant)
+				b.StartTimer()
+				start := time.Now()
+				for lo := 0; lo < n; lo += 500 {
+					err := a.Outbox().InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+						envs := make([]event.Envelope, 0, 500)
+						for i := lo; i < min(lo+500, n); i++ {
+							env, err := event.New(ctx, event.PipelineMessageQueued, "campaigns-service", tenant, event.MessageData{
+								MessageID: event.NewID(), Channel: "email", ContactID: ids[i], RecipientAddress: fmt.Sprintf("p%d@example.org", i),
+								SourceType: event.MessageSourceCampaign, SourceID: "bench", TemplateID: tplID, SourceName: "Bench"})
+							if err != nil {
+								return err
+							}
+							envs = append(envs, env)
+						}
+						return emit(envs...)
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				for {
+					var sent int
+					if err := a.DB().Reader().QueryRow(`SELECT count(*) FROM messages WHERE status = 'sent'`).Scan(&sent); err != nil {
+						b.Fatal(err)
+					}
+					if sent == n {
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				b.ReportMetric(float64(n)/time.Since(start).Seconds(), "msgs/s")
+			}
+		})
+	}
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func contactIDs(b *testing.B, a *app.App, tenant string) []string {
+	b.Helper()
+	rows, err := a.DB().Reader().Query(`SELECT id FROM contacts WHERE tenant_id = $1 ORDER BY email`, tenant)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func activeTemplate(b *testing.B, a *app.App, tenant string) string {
+	b.Helper()
+	html := "<p>Dear {{contact.firstName | default: \"friend\"}},</p>" + strings.Repeat("<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore.</p>", 40) +
+		`<a href="{{unsubscribeUrl}}">Unsubscribe</a>`
+	req, _ := http.NewRequest("POST", "http://"+a.HTTPAddr()+"/api/v1/templates", strings.NewReader(fmt.Sprintf(
+		`{"name": "Newsletter", "channel": "email", "content": {"subject": "News for {{contact.firstName}}", "html": %q, "from": "alumni@example.edu"}}`, html)))
+	_, key, _ := a.Tenants().CreateKey(context.Background(), tenant, "bench")
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var doc struct{ Data struct{ ID string } }
+	json.NewDecoder(resp.Body).Decode(&doc)
+	resp.Body.Close()
+	req, _ = http.NewRequest("POST", "http://"+a.HTTPAddr()+"/api/v1/templates/"+doc.Data.ID+"/activate", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		b.Fatalf("activate: %v %v", resp, err)
+	}
+	return doc.Data.ID
 }

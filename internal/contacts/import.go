@@ -15,6 +15,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
 	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
+	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 )
 
 // Import statuses.
@@ -407,8 +408,8 @@ func (im *Importer) commitRows(ctx context.Context, imp *Import, rows []importRo
 		// Each statement is prepared once per batch, and the batch's events
 		// go to the outbox in one write: parsing the same SQL for every row
 		// cost a fifth of an import.
-		stmts := newStmtCache(tx)
-		defer stmts.close()
+		stmts := store.NewStmtCache(tx)
+		defer stmts.Close()
 		var envs []event.Envelope
 		buffer := func(e ...event.Envelope) error {
 			envs = append(envs, e...)

@@ -80,6 +80,10 @@ func newFixture(t *testing.T, db *store.DB) *fixture {
 		t.Fatal(err)
 	}
 	sandbox := NewSandbox(db, event.ChannelEmail)
+	if err := sandbox.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sandbox.Stop)
 	svc := New(Deps{DB: db, Outbox: outbox.New(db, 0), Log: slog.New(slog.DiscardHandler), Renderer: renderer{},
 		Contacts: recipients{
 			tenantA + "/ada":    {ContactID: "ada", Email: "ada@example.org", Phone: "+447700900001", FirstName: "Ada", Consent: map[string]bool{"email": true}},
@@ -90,6 +94,10 @@ func newFixture(t *testing.T, db *store.DB) *fixture {
 		Providers:      map[string]Provider{event.ChannelEmail: sandbox},
 		UnsubscribeURL: func(tenant, id string) string { return "https://alumni.example.edu/u/" + id },
 	})
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Stop)
 	mux := apitest.NewMux()
 	NewHTTP(svc, sandbox).RegisterRoutes(mux)
 	return &fixture{t: t, db: db, svc: svc, sandbox: sandbox, mux: mux, out: outboxtest.NewReader(t, db)}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/channel"
+	"github.com/alumoutreach/alumoutreach/internal/platform/groupcommit"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 )
 
@@ -18,10 +19,24 @@ import (
 type Sandbox struct {
 	db      *store.DB
 	channel string
+	// writes batches concurrent sends into one transaction, as a real
+	// provider's API absorbs concurrent calls.
+	writes *groupcommit.Batcher[channel.Message]
 }
 
-// NewSandbox returns the sandbox provider of channel, storing in db.
-func NewSandbox(db *store.DB, channel string) *Sandbox { return &Sandbox{db: db, channel: channel} }
+// NewSandbox returns the sandbox provider of channel, storing in db. Start
+// it before sending and Stop it after.
+func NewSandbox(db *store.DB, ch string) *Sandbox {
+	s := &Sandbox{db: db, channel: ch}
+	s.writes = groupcommit.New(maxBatch, s.store)
+	return s
+}
+
+// Start runs the write loop.
+func (s *Sandbox) Start(ctx context.Context) error { return s.writes.Start(ctx) }
+
+// Stop finishes the writes in flight.
+func (s *Sandbox) Stop() { s.writes.Stop() }
 
 var (
 	_ Provider = (*Sandbox)(nil)
@@ -49,20 +64,35 @@ func (s *Sandbox) Send(ctx context.Context, m channel.Message) (channel.Receipt,
 	if m.Tenant == "" || m.ID == "" || m.To == "" {
 		return channel.Receipt{}, &channel.Error{Provider: "sandbox", Permanent: true, Message: "a message needs a tenant, an id and a recipient"}
 	}
-	headers, _ := json.Marshal(m.Headers)
-	tpl := ""
-	if m.Template != nil {
-		b, _ := json.Marshal(m.Template)
-		tpl = string(b)
-	}
-	id := "sbx_" + m.ID
-	_, err := s.db.Writer().ExecContext(ctx, `INSERT INTO sandbox_messages (tenant_id, id, message_id, channel, recipient, sender,
-		subject, html, text, headers, template, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-		ON CONFLICT DO NOTHING`, m.Tenant, id, m.ID, s.channel, m.To, m.From, m.Subject, m.HTML, m.Text, string(headers), tpl, time.Now().UnixMilli())
-	if err != nil {
+	if err := s.writes.Do(ctx, m); err != nil {
 		return channel.Receipt{}, &channel.Error{Provider: "sandbox", Err: err}
 	}
-	return channel.Receipt{Provider: "sandbox", ExternalID: id}, nil
+	return channel.Receipt{Provider: "sandbox", ExternalID: "sbx_" + m.ID}, nil
+}
+
+// store writes a batch of sends in one transaction.
+func (s *Sandbox) store(ctx context.Context, batch []channel.Message) []error {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		st := store.NewStmtCache(tx)
+		defer st.Close()
+		now := time.Now().UnixMilli()
+		for _, m := range batch {
+			headers, _ := json.Marshal(m.Headers)
+			tpl := ""
+			if m.Template != nil {
+				b, _ := json.Marshal(m.Template)
+				tpl = string(b)
+			}
+			if _, err := st.ExecContext(ctx, `INSERT INTO sandbox_messages (tenant_id, id, message_id, channel, recipient, sender,
+				subject, html, text, headers, template, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+				ON CONFLICT DO NOTHING`, m.Tenant, "sbx_"+m.ID, m.ID, s.channel, m.To, m.From, m.Subject, m.HTML, m.Text,
+				string(headers), tpl, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return all(len(batch), err)
 }
 
 // Accepted reports whether the sandbox holds the message.

@@ -13,6 +13,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
 	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
+	"github.com/alumoutreach/alumoutreach/internal/platform/groupcommit"
 	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 )
@@ -38,11 +39,34 @@ type Service struct {
 	// progressEvery is how often a long provider call tells the bus the
 	// message is still being worked on.
 	progressEvery time.Duration
+	claims        *groupcommit.Batcher[*job]
+	records       *groupcommit.Batcher[*job]
 }
 
-// New returns the pipeline over deps.
+// maxBatch bounds the messages one claim or record transaction carries.
+const maxBatch = 256
+
+// New returns the pipeline over deps. Start it before its consumer
+// delivers, and Stop it after.
 func New(deps Deps) *Service {
-	return &Service{Deps: deps, now: time.Now, progressEvery: 10 * time.Second}
+	s := &Service{Deps: deps, now: time.Now, progressEvery: 10 * time.Second}
+	s.claims = groupcommit.New(maxBatch, s.claimBatch)
+	s.records = groupcommit.New(maxBatch, s.recordBatch)
+	return s
+}
+
+// Start runs the batch loops.
+func (s *Service) Start(ctx context.Context) error {
+	if err := s.claims.Start(ctx); err != nil {
+		return err
+	}
+	return s.records.Start(ctx)
+}
+
+// Stop finishes the batches in flight; call it once the consumer stopped.
+func (s *Service) Stop() {
+	s.claims.Stop()
+	s.records.Stop()
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
@@ -138,20 +162,9 @@ func (s *Service) Handle(ctx context.Context, env event.Envelope) error {
 	m := &Message{ID: d.MessageID, SourceType: d.SourceType, SourceID: d.SourceID, ContactID: d.ContactID, Channel: d.Channel,
 		TemplateID: d.TemplateID, TemplateVersion: d.TemplateVersion, Recipient: d.RecipientAddress, Status: StatusQueued,
 		CreatedAt: now, UpdatedAt: now, sourceName: d.SourceName, runID: d.RunID}
-	tenant := env.TenantID
-	// Campaigns and workflows queue by event alone: the row is made here,
-	// once, whatever the number of deliveries.
-	m, _, err = insertQueued(ctx, s.DB.Kind(), s.DB.Writer(), tenant, m)
-	if err != nil {
-		return err
-	}
-	switch m.Status {
-	case StatusQueued:
-		return s.send(ctx, tenant, m)
-	case StatusSending:
-		return s.resolve(ctx, tenant, m)
-	}
-	return nil // sent, failed or blocked already: a redelivery
+	// Campaigns and workflows queue by event alone: the claim makes the
+	// row, once, whatever the number of deliveries.
+	return s.sendQueued(ctx, env.TenantID, m)
 }
 
 // send checks, renders and sends a queued message.

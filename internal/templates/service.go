@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/event"
@@ -36,6 +37,14 @@ type Service struct {
 	ob  *outbox.Outbox
 	log *slog.Logger
 	now func() time.Time
+	// compiled caches parsed versions by tenant, id and version: versions
+	// never change, and parsing a newsletter costs more than rendering it.
+	compiled sync.Map // versionKey -> *Compiled
+}
+
+type versionKey struct {
+	tenant, id string
+	version    int64
 }
 
 // NewService returns the service on db (migrated), writing its events to ob.
@@ -416,20 +425,41 @@ func (c *Compiled) Render(data *render.Data) (*Rendered, error) {
 }
 
 // Render fills version (0 for the current) of a template for one recipient.
+// Compiled versions are cached (versions never change), so a send reads
+// only the template's status and current version from the database.
 func (s *Service) Render(ctx context.Context, tenant, id string, version int64, data *render.Data) (*Rendered, error) {
-	t, err := s.get(ctx, s.db.Reader(), tenant, id, version, false)
-	if err != nil {
-		return nil, err
+	var ch, status string
+	var current int64
+	err := s.db.Reader().QueryRowContext(ctx, `SELECT channel, status, version FROM templates WHERE tenant_id = $1 AND id = $2`,
+		tenant, id).Scan(&ch, &status, &current)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound(id)
 	}
-	c, err := Compile(t.Channel, t.Content)
 	if err != nil {
-		return nil, fmt.Errorf("template %s version %d no longer compiles: %w", id, t.Version, err)
+		return nil, fmt.Errorf("read template %s: %w", id, err)
+	}
+	if version <= 0 {
+		version = current
+	}
+	key := versionKey{tenant, id, version}
+	var c *Compiled
+	if cached, ok := s.compiled.Load(key); ok {
+		c = cached.(*Compiled)
+	} else {
+		t, err := s.get(ctx, s.db.Reader(), tenant, id, version, false)
+		if err != nil {
+			return nil, err
+		}
+		if c, err = Compile(t.Channel, t.Content); err != nil {
+			return nil, fmt.Errorf("template %s version %d no longer compiles: %w", id, version, err)
+		}
+		s.compiled.Store(key, c)
 	}
 	r, err := c.Render(data)
 	if err != nil {
 		return nil, err
 	}
-	r.Version, r.Channel, r.Status = t.Version, t.Channel, t.Status
-	r.From, r.FromName, r.ReplyTo = t.Content.From, t.Content.FromName, t.Content.ReplyTo
+	r.Version, r.Channel, r.Status = version, ch, status
+	r.From, r.FromName, r.ReplyTo = c.Content.From, c.Content.FromName, c.Content.ReplyTo
 	return r, nil
 }

@@ -1,23 +1,25 @@
-package contacts
+package store
 
 import (
 	"context"
 	"database/sql"
 )
 
-// stmtCache is a querier over a transaction that prepares each statement
-// on first use and reuses it, for work that runs the same few statements
-// many times in one transaction (imports).
-type stmtCache struct {
+// StmtCache runs statements in a transaction, preparing each on first use
+// and reusing it: for work that runs the same few statements many times in
+// one transaction (imports, batched sends), where parsing the SQL again
+// for every row would cost more than running it.
+type StmtCache struct {
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt
 }
 
-func newStmtCache(tx *sql.Tx) *stmtCache {
-	return &stmtCache{tx: tx, stmts: map[string]*sql.Stmt{}}
+// NewStmtCache returns a cache over tx; Close it before the transaction ends.
+func NewStmtCache(tx *sql.Tx) *StmtCache {
+	return &StmtCache{tx: tx, stmts: map[string]*sql.Stmt{}}
 }
 
-func (c *stmtCache) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+func (c *StmtCache) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	if st, ok := c.stmts[query]; ok {
 		return st, nil
 	}
@@ -29,7 +31,8 @@ func (c *stmtCache) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
-func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+// ExecContext runs query with args.
+func (c *StmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	st, err := c.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -37,7 +40,8 @@ func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) 
 	return st.ExecContext(ctx, args...)
 }
 
-func (c *stmtCache) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+// QueryContext runs query with args and returns its rows.
+func (c *StmtCache) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	st, err := c.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -45,9 +49,9 @@ func (c *stmtCache) QueryContext(ctx context.Context, query string, args ...any)
 	return st.QueryContext(ctx, args...)
 }
 
-// QueryRowContext reports a failed prepare through the row, as the
-// database/sql methods it stands in for do.
-func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+// QueryRowContext runs query with args for one row; a failed prepare
+// shows through the row, as with the database/sql methods it stands in for.
+func (c *StmtCache) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	st, err := c.stmt(ctx, query)
 	if err != nil {
 		return c.tx.QueryRowContext(ctx, query, args...)
@@ -55,7 +59,8 @@ func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...a
 	return st.QueryRowContext(ctx, args...)
 }
 
-func (c *stmtCache) close() {
+// Close closes the prepared statements.
+func (c *StmtCache) Close() {
 	for _, st := range c.stmts {
 		st.Close()
 	}

@@ -1,0 +1,235 @@
+package pipeline
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/alumoutreach/alumoutreach/internal/channel"
+	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
+	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
+	"github.com/alumoutreach/alumoutreach/internal/platform/store"
+)
+
+// A queued message goes through three batched steps, each one transaction
+// for all the messages that arrived together:
+//   - claim: make or find the row by its send key; a message that may not
+//     be sent is recorded blocked (with its event), one that may is moved
+//     to sending;
+//   - the provider call, per message (the sandbox batches its own writes);
+//   - record: sent with its event, failed, or back to queued for a retry.
+// With one database writer, committing once per batch instead of four
+// times per message is what makes thousands of messages a second possible.
+
+// next says what a handler does after the claim.
+type next int
+
+const (
+	nextDone    next = iota // sent, failed or blocked already, or blocked now
+	nextSend                // claimed: call the provider
+	nextResolve             // left in sending by a process that died
+	nextSingle              // the send key belongs to another message id: take the one-by-one path
+)
+
+// job is one queued message on its way through the batches.
+type job struct {
+	ctx     context.Context
+	tenant  string
+	m       *Message
+	row     *Message
+	block   *blockReason
+	msg     channel.Message
+	next    next
+	receipt channel.Receipt
+	sendErr error
+	last    bool // the bus will not deliver it again
+}
+
+type blockReason struct{ status, code, reason string }
+
+// prepare does the reads a message needs before it may be sent, outside
+// any transaction: recipient, consent, suppression, rendering. It returns
+// an error only for a failure worth retrying.
+func (s *Service) prepare(ctx context.Context, j *job) error {
+	m := j.m
+	r, err := s.Contacts.Recipient(ctx, j.tenant, m.ContactID)
+	switch {
+	case errors.Is(err, ErrRecipientNotFound):
+		j.block = &blockReason{StatusBlocked, "contact_gone", "the contact was deleted or erased"}
+		return nil
+	case err != nil:
+		return fmt.Errorf("read recipient: %w", err)
+	}
+	addr := r.Address(m.Channel)
+	switch {
+	case addr == "":
+		j.block = &blockReason{StatusBlocked, "no_address", "the contact has no address on this channel"}
+		return nil
+	case !r.Consent[m.Channel]:
+		j.block = &blockReason{StatusBlocked, "no_consent", "the contact has not agreed to be reached on " + m.Channel}
+		return nil
+	}
+	m.Recipient = addr
+	if reason, ok, err := suppressed(ctx, s.DB.Reader(), j.tenant, m.Channel, addr); err != nil {
+		return err
+	} else if ok {
+		j.block = &blockReason{StatusBlocked, "suppressed", "the address is suppressed (" + reason + ")"}
+		return nil
+	}
+	unsub := ""
+	if s.UnsubscribeURL != nil {
+		unsub = s.UnsubscribeURL(j.tenant, m.ID)
+	}
+	content, err := s.Renderer.Render(ctx, j.tenant, m.TemplateID, m.TemplateVersion, m.Channel, RenderRequest{
+		Recipient: r, MessageID: m.ID, SourceID: m.SourceID, SourceName: m.sourceName, UnsubscribeURL: unsub})
+	switch {
+	case errors.Is(err, ErrTemplate):
+		j.block = &blockReason{StatusFailed, "template_error", err.Error()}
+		return nil
+	case err != nil:
+		return fmt.Errorf("render: %w", err)
+	}
+	if _, ok := s.Providers[m.Channel]; !ok {
+		j.block = &blockReason{StatusFailed, "no_provider", "no provider is configured for " + m.Channel}
+		return nil
+	}
+	m.TemplateVersion, m.Subject = content.Version, content.Subject
+	j.msg = outgoing(j.tenant, m, content, unsub)
+	return nil
+}
+
+// claimBatch is the first transaction of a batch.
+func (s *Service) claimBatch(ctx context.Context, jobs []*job) []error {
+	err := s.Outbox.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		st := store.NewStmtCache(tx)
+		defer st.Close()
+		var envs []event.Envelope
+		claimed := map[string]bool{}
+		for _, j := range jobs {
+			row, _, err := insertQueued(j.ctx, s.DB.Kind(), st, j.tenant, j.m)
+			if err != nil {
+				return err
+			}
+			j.row, j.next = row, nextDone
+			if claimed[j.tenant+"/"+row.ID] {
+				continue // the same message twice in one batch: the first one sends it
+			}
+			claimed[j.tenant+"/"+row.ID] = true
+			switch {
+			case row.Status == StatusSending:
+				j.next = nextResolve
+			case row.Status != StatusQueued:
+			case row.ID != j.m.ID:
+				j.next = nextSingle
+			case j.block != nil:
+				row.Status, row.ErrorCode, row.Error, row.UpdatedAt = j.block.status, j.block.code, truncate(j.block.reason, 1000), s.clock()
+				row.Recipient = orDefault(j.m.Recipient, row.Recipient)
+				if ok, err := setStatus(j.ctx, st, j.tenant, row, StatusQueued); err != nil {
+					return err
+				} else if ok {
+					env, err := event.New(j.ctx, event.PipelineMessageFailed, event.SourcePipeline, j.tenant, messageData(row))
+					if err != nil {
+						return err
+					}
+					envs = append(envs, env)
+				}
+			default:
+				row.Recipient, row.TemplateVersion, row.Subject = j.m.Recipient, j.m.TemplateVersion, j.m.Subject
+				row.Status, row.Attempts, row.UpdatedAt = StatusSending, row.Attempts+1, s.clock()
+				if ok, err := setStatus(j.ctx, st, j.tenant, row, StatusQueued); err != nil {
+					return err
+				} else if ok {
+					j.next = nextSend
+				}
+			}
+		}
+		return emit(envs...)
+	})
+	return all(len(jobs), err)
+}
+
+// recordBatch is the last transaction of a batch: each message's outcome
+// at the provider.
+func (s *Service) recordBatch(ctx context.Context, jobs []*job) []error {
+	errs := make([]error, len(jobs))
+	err := s.Outbox.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		st := store.NewStmtCache(tx)
+		defer st.Close()
+		var envs []event.Envelope
+		for i, j := range jobs {
+			m, now := j.row, s.clock()
+			errs[i] = nil
+			subject := event.PipelineMessageSent
+			switch {
+			case j.sendErr == nil:
+				m.Status, m.Provider, m.ExternalID, m.Error, m.ErrorCode, m.UpdatedAt, m.SentAt = StatusSent, j.receipt.Provider, j.receipt.ExternalID, "", "", now, &now
+			case channel.IsPermanent(j.sendErr) || j.last:
+				m.Status, m.ErrorCode, m.Error, m.UpdatedAt = StatusFailed, providerCode(j.sendErr), truncate(j.sendErr.Error(), 1000), now
+				subject = event.PipelineMessageFailed
+			default:
+				// Transient: back to queued, so the bus's retry sends it.
+				m.Status, m.ErrorCode, m.Error, m.UpdatedAt = StatusQueued, providerCode(j.sendErr), truncate(j.sendErr.Error(), 1000), now
+				subject = ""
+				errs[i] = j.sendErr
+			}
+			ok, err := setStatus(j.ctx, st, j.tenant, m, StatusSending)
+			if err != nil {
+				return err
+			}
+			if !ok || subject == "" {
+				continue
+			}
+			env, err := event.New(j.ctx, subject, event.SourcePipeline, j.tenant, messageData(m))
+			if err != nil {
+				return err
+			}
+			envs = append(envs, env)
+		}
+		return emit(envs...)
+	})
+	if err != nil {
+		return all(len(jobs), err)
+	}
+	return errs
+}
+
+// all is n copies of err.
+func all(n int, err error) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// sendQueued takes one queued message through the batches.
+func (s *Service) sendQueued(ctx context.Context, tenant string, m *Message) error {
+	j := &job{ctx: ctx, tenant: tenant, m: m}
+	if err := s.prepare(ctx, j); err != nil {
+		return err
+	}
+	if err := s.claims.Do(ctx, j); err != nil {
+		return err
+	}
+	switch j.next {
+	case nextResolve:
+		return s.resolve(ctx, tenant, j.row)
+	case nextSingle:
+		return s.send(ctx, tenant, j.row)
+	case nextDone:
+		return nil
+	}
+	j.receipt, j.sendErr = s.call(ctx, s.Providers[j.row.Channel], j.msg)
+	attempt, maxAttempts := bus.Attempt(ctx)
+	j.last = attempt >= maxAttempts
+	return s.records.Do(ctx, j)
+}
