@@ -206,7 +206,7 @@ func (a *App) wirePipeline() {
 		Renderer: pipelineTemplates{a.templates}, Providers: providers, Log: a.log})
 	a.pipeline = svc
 	pipeline.NewHTTP(svc, sandbox).RegisterRoutes(a.http)
-	a.pending = append(a.pending, a.consumerOptions(pipeline.ConsumerName, []string{event.PipelineMessageQueued}, svc.Handle, a.cfg.Consumer.Concurrency))
+	a.pending = append(a.pending, a.consumerOptions(pipeline.ConsumerName, []string{event.PipelineMessageQueued}, svc.Handle, max(a.cfg.Consumer.Concurrency, 256)))
 }
 
 func (a *App) wireSegments() {
