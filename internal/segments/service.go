@@ -154,6 +154,10 @@ func (s *Service) Create(ctx context.Context, tenant string, in Input) (*Segment
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO segments (tenant_id, id, name, description, rules, version, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`, tenant, seg.ID, name, desc, string(canon), seg.Version, now.UnixMilli()); err != nil {
+			if store.IsUniqueViolation(err) {
+				// Another request took the name since the check above.
+				return fault.New(fault.Conflict, "segment_exists", "another segment was just named %q; choose another name", name)
+			}
 			return fmt.Errorf("insert segment: %w", err)
 		}
 		if err := bumpGeneration(ctx, tx, tenant); err != nil {
@@ -309,6 +313,9 @@ func (s *Service) Update(ctx context.Context, tenant, id string, in Input) (*Seg
 		seg.UpdatedAt = s.clock()
 		if _, err := tx.ExecContext(ctx, `UPDATE segments SET name = $3, description = $4, rules = $5, version = $6, updated_at = $7
 			WHERE tenant_id = $1 AND id = $2`, tenant, id, seg.Name, seg.Description, string(seg.Rules), seg.Version, seg.UpdatedAt.UnixMilli()); err != nil {
+			if store.IsUniqueViolation(err) {
+				return fault.New(fault.Conflict, "segment_exists", "another segment was just named %q; choose another name", seg.Name)
+			}
 			return fmt.Errorf("update segment %s: %w", id, err)
 		}
 		if rulesChanged {

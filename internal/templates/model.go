@@ -176,6 +176,9 @@ func Compile(channel string, c Content) (*Compiled, error) {
 			return nil, err
 		}
 	case event.ChannelSMS:
+		if err := noEmailSender(c); err != nil {
+			return nil, err
+		}
 		if strings.TrimSpace(c.Body) == "" {
 			return nil, invalid("body", "an SMS template needs a body")
 		}
@@ -189,6 +192,9 @@ func Compile(channel string, c Content) (*Compiled, error) {
 			return nil, err
 		}
 	case event.ChannelWhatsApp:
+		if err := noEmailSender(c); err != nil {
+			return nil, err
+		}
 		if c.Body == "" && c.WhatsApp == nil {
 			return nil, invalid("body", "a WhatsApp template needs a session body, an approved provider template (whatsapp), or both")
 		}
@@ -222,6 +228,15 @@ func Compile(channel string, c Content) (*Compiled, error) {
 		}
 	}
 	return out, nil
+}
+
+// noEmailSender refuses email sender fields on SMS and WhatsApp templates:
+// those channels send from the provider's configured number.
+func noEmailSender(c Content) error {
+	if c.From != "" || c.FromName != "" || c.ReplyTo != "" {
+		return invalid("from", "from, fromName and replyTo belong to email templates; SMS and WhatsApp send from the provider's number")
+	}
+	return nil
 }
 
 func checkWhatsApp(w *WhatsAppTemplate) error {

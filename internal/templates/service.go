@@ -194,6 +194,10 @@ func (s *Service) Create(ctx context.Context, tenant string, in Input) (*Templat
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO templates (tenant_id, id, name, channel, status, version, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, 1, $6, $6)`, tenant, t.ID, name, t.Channel, t.Status, now.UnixMilli()); err != nil {
+			if store.IsUniqueViolation(err) {
+				// Another request took the name since the check above.
+				return fault.New(fault.Conflict, "template_exists", "another template was just named %q; choose another name", name)
+			}
 			return fmt.Errorf("insert template: %w", err)
 		}
 		if err := s.addVersion(ctx, tx, tenant, t); err != nil {
@@ -257,6 +261,9 @@ func (s *Service) change(ctx context.Context, tenant, id string, fn func(tx quer
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE templates SET name = $3, status = $4, version = $5, updated_at = $6
 			WHERE tenant_id = $1 AND id = $2`, tenant, id, t.Name, t.Status, t.Version, t.UpdatedAt.UnixMilli()); err != nil {
+			if store.IsUniqueViolation(err) {
+				return fault.New(fault.Conflict, "template_exists", "another template was just named %q; choose another name", t.Name)
+			}
 			return fmt.Errorf("update template %s: %w", id, err)
 		}
 		env, err := templateEvent(ctx, subject, tenant, t)

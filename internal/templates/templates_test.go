@@ -164,6 +164,7 @@ func TestTemplateValidation(t *testing.T) {
 		{"unsafe html", `{"name": "x", "channel": "email", "content": {"subject": "x", "html": "<a href=\"{{unsubscribeUrl}}"}}`, "never closed"},
 		{"sms too long", `{"name": "x", "channel": "sms", "content": {"body": "` + strings.Repeat("a", 1601) + `"}}`, "1600"},
 		{"sms with subject", `{"name": "x", "channel": "sms", "content": {"body": "x", "subject": "y"}}`, "only a body"},
+		{"sms with a sender", `{"name": "x", "channel": "sms", "content": {"body": "x", "from": "a@example.org"}}`, "provider"},
 		{"unknown channel", `{"name": "x", "channel": "fax", "content": {"body": "x"}}`, "channel"},
 		{"no content", `{"name": "x", "channel": "sms"}`, "needs content"},
 		{"no name", `{"channel": "sms", "content": {"body": "x"}}`, "name"},
@@ -350,4 +351,29 @@ func TestListFiltersAndPages(t *testing.T) {
 	if r := f.do(tenantA, "GET", "/api/v1/templates?kind=email", ""); r.Status != 400 {
 		t.Fatalf("unknown parameter: %d", r.Status)
 	}
+}
+
+// TestConcurrentCreatesOfOneName: of two creates racing for a name, one
+// wins and the other gets the conflict, never a server error.
+func TestConcurrentCreatesOfOneName(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		statuses := make(chan int, 8)
+		for range 8 {
+			go func() { statuses <- f.do(tenantA, "POST", "/api/v1/templates", emailTemplate).Status }()
+		}
+		created := 0
+		for range 8 {
+			switch s := <-statuses; s {
+			case 201:
+				created++
+			case 409:
+			default:
+				t.Errorf("a racing create answered %d", s)
+			}
+		}
+		if created != 1 {
+			t.Fatalf("%d creates won the name", created)
+		}
+	})
 }
