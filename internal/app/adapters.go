@@ -140,3 +140,19 @@ func (t pipelineTemplates) Render(ctx context.Context, tenant, id string, versio
 	}
 	return c, nil
 }
+
+// consentRevoker lets the pipeline record an unsubscribe as the contact's
+// decision, which the contacts module publishes as contact.consent.revoked.
+type consentRevoker struct{ svc *contacts.Service }
+
+func (c consentRevoker) RevokeConsent(ctx context.Context, tenant, contactID, ch, source, proof string) error {
+	_, err := c.svc.SetConsent(ctx, tenant, contactID, ch, contacts.ConsentInput{Granted: false, Source: source, Proof: proof})
+	if errors.Is(err, contacts.ErrNotFound) {
+		return pipeline.ErrRecipientNotFound
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) && fe.Code == "contact_erased" {
+		return pipeline.ErrRecipientNotFound
+	}
+	return err
+}

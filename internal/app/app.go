@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -132,7 +133,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		templates.NewHTTP(a.templates, templateContacts{a.contacts}).RegisterRoutes(a.http)
 	}
 	if cfg.ModuleEnabled("pipeline") {
-		a.wirePipeline()
+		if err := a.wirePipeline(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.ModuleEnabled("analytics") {
 		if err := a.wireAnalytics(ctx); err != nil {
@@ -194,7 +197,7 @@ func BusConfig(cfg config.Config) bus.Config {
 // wirePipeline sends every channel through its sandbox twin: the real
 // providers (SMTP, Twilio, Meta) are wired by configuration once their
 // settings exist.
-func (a *App) wirePipeline() {
+func (a *App) wirePipeline() error {
 	providers := map[string]pipeline.Provider{}
 	var sandbox *pipeline.Sandbox
 	for _, ch := range event.Channels {
@@ -202,11 +205,41 @@ func (a *App) wirePipeline() {
 		providers[ch] = sandbox
 		a.sandboxes = append(a.sandboxes, sandbox)
 	}
+	key, err := trackingKey(a.cfg)
+	if err != nil {
+		return err
+	}
 	svc := pipeline.New(pipeline.Deps{DB: a.db, Outbox: a.outbox, Contacts: pipelineContacts{a.contacts},
-		Renderer: pipelineTemplates{a.templates}, Providers: providers, Log: a.log})
+		Renderer: pipelineTemplates{a.templates}, Providers: providers, Log: a.log,
+		Links:   pipeline.NewLinks(a.cfg.PublicURL, key, a.cfg.Tracking.Opens, a.cfg.Tracking.Clicks),
+		Consent: consentRevoker{a.contacts}})
 	a.pipeline = svc
-	pipeline.NewHTTP(svc, sandbox).RegisterRoutes(a.http)
+	h := pipeline.NewHTTP(svc, sandbox)
+	h.RegisterRoutes(a.http)
+	h.RegisterPublicRoutes(a.http)
 	a.pending = append(a.pending, a.consumerOptions(pipeline.ConsumerName, []string{event.PipelineMessageQueued}, svc.Handle, max(a.cfg.Consumer.Concurrency, 256)))
+	return nil
+}
+
+// trackingKey is the key that signs tracking and unsubscribe links: the
+// configured one, or one generated at first start and kept in the data
+// directory (instances sharing a database must share the key: set it).
+func trackingKey(cfg config.Config) ([]byte, error) {
+	if cfg.Tracking.Secret != "" {
+		return []byte(cfg.Tracking.Secret), nil
+	}
+	path := filepath.Join(cfg.DataDir, "tracking.key")
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("generate tracking key: %w", err)
+	}
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, fmt.Errorf("keep tracking key in %s: %w", path, err)
+	}
+	return key, nil
 }
 
 func (a *App) wireSegments() {

@@ -2,6 +2,9 @@ package app_test
 
 import (
 	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,7 +156,9 @@ func TestMessageThroughPipelineToSandbox(t *testing.T) {
 			t.Fatalf("sandbox holds %d messages, want 1", len(items))
 		}
 		got := items[0].(map[string]any)
-		if got["subject"] != "Welcome, Ada" || got["html"] != "<p>Hello Ada</p>" || got["to"] != "ada@example.org" || got["messageId"] != msg {
+		html, _ := got["html"].(string)
+		if got["subject"] != "Welcome, Ada" || !strings.HasPrefix(html, "<p>Hello Ada</p>") || !strings.Contains(html, "/t/o/") ||
+			got["to"] != "ada@example.org" || got["messageId"] != msg {
 			t.Fatalf("sandbox message %v", got)
 		}
 		bustest.Eventually(t, 10*time.Second, "analytics counts the send and the block", func() bool {
@@ -162,6 +167,26 @@ func TestMessageThroughPipelineToSandbox(t *testing.T) {
 		if status, _ := cb.do("GET", "/api/v1/messages/"+msg, ""); status != 404 {
 			t.Fatalf("tenant B reads A's message: %d", status)
 		}
+
+		// One-click unsubscribe (RFC 8058) through the List-Unsubscribe link:
+		// the contact's email consent is revoked, with its event.
+		link := strings.Trim(got["headers"].(map[string]any)["List-Unsubscribe"].(string), "<>")
+		u, err := url.Parse(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post("http://"+a.HTTPAddr()+u.Path, "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("unsubscribe: %v %v", resp, err)
+		}
+		resp.Body.Close()
+		_, c := ca.do("GET", "/api/v1/contacts/"+ada, "")
+		if consent := c["data"].(map[string]any)["consent"].(map[string]any)["email"].(map[string]any); consent["granted"] != false || consent["source"] != "unsubscribe_link" {
+			t.Fatalf("consent after unsubscribing: %v", consent)
+		}
+		bustest.Eventually(t, 10*time.Second, "the revocation counted", func() bool {
+			return total(t, ca, "subject=contact.consent.revoked") == 1
+		})
 		if _, sbB := cb.do("GET", "/api/v1/sandbox/messages", ""); len(sbB["data"].([]any)) != 0 {
 			t.Fatal("tenant B sees A's sandbox")
 		}

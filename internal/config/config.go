@@ -17,12 +17,21 @@ type Config struct {
 	DatabaseURL     string        `yaml:"database-url" help:"postgres://user:pass@host:5432/db for PostgreSQL; empty for SQLite in the data directory"`
 	Modules         []string      `yaml:"modules" help:"comma-separated modules this instance runs, or all"`
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout" help:"how long a graceful shutdown may take before work is abandoned"`
+	PublicURL       string        `yaml:"public-url" help:"the address recipients reach this server at, for tracking and unsubscribe links, e.g. https://alumni.example.edu"`
 
 	Log      LogConfig      `yaml:"log"`
 	NATS     NATSConfig     `yaml:"nats"`
 	Consumer ConsumerConfig `yaml:"consumer"`
 	Outbox   OutboxConfig   `yaml:"outbox"`
 	Events   EventsConfig   `yaml:"events"`
+	Tracking TrackingConfig `yaml:"tracking"`
+}
+
+// TrackingConfig is email open and click tracking and unsubscribe links.
+type TrackingConfig struct {
+	Secret string `yaml:"secret" help:"key that signs tracking and unsubscribe links; empty: one is generated and kept in the data directory (set the same one on every instance)"`
+	Opens  bool   `yaml:"opens" help:"add an open-tracking pixel to email"`
+	Clicks bool   `yaml:"clicks" help:"route email links through the click tracker"`
 }
 
 // LogConfig says how the process logs.
@@ -108,7 +117,9 @@ func Default() Config {
 			Retention:  10 * time.Minute,
 			SafetyPoll: time.Second,
 		},
-		Events: EventsConfig{MaxSize: 1 * MiB},
+		Events:    EventsConfig{MaxSize: 1 * MiB},
+		PublicURL: "http://localhost:8080",
+		Tracking:  TrackingConfig{Opens: true, Clicks: true},
 	}
 }
 
@@ -167,6 +178,9 @@ func (c Config) Redacted() Config {
 		urls[i] = redactURL(strings.TrimSpace(u))
 	}
 	c.NATS.URL = strings.Join(urls, ",")
+	if c.Tracking.Secret != "" {
+		c.Tracking.Secret = "xxxxx"
+	}
 	return c
 }
 

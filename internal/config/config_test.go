@@ -184,6 +184,10 @@ func TestEveryEnvVariable(t *testing.T) {
 		"ALUM_OUTBOX_RETENTION":           "1h",
 		"ALUM_OUTBOX_SAFETY_POLL":         "2s",
 		"ALUM_EVENTS_MAX_SIZE":            "2MiB",
+		"ALUM_PUBLIC_URL":                 "https://alumni.example.edu",
+		"ALUM_TRACKING_SECRET":            "s3cret",
+		"ALUM_TRACKING_OPENS":             "false",
+		"ALUM_TRACKING_CLICKS":            "false",
 	}
 	settings := config.Settings()
 	if len(settings) != len(values) {
@@ -390,6 +394,7 @@ func TestValidate(t *testing.T) {
 		{"http addr", func(c *config.Config) { c.HTTPAddr = ":x" }, `http-addr ":x": port "x" is not a number from 0 to 65535; use host:port such as :8080`},
 		{"http addr without port", func(c *config.Config) { c.HTTPAddr = "localhost" }, `http-addr "localhost": not host:port`},
 		{"database url", func(c *config.Config) { c.DatabaseURL = "mysql://root:secret@db/alum" }, `database-url "mysql://root:xxxxx@db/alum": use postgres://`},
+		{"public url", func(c *config.Config) { c.PublicURL = "alumni.example.edu" }, `public-url "alumni.example.edu": use the absolute address`},
 		{"no modules", func(c *config.Config) { c.Modules = nil }, "modules is empty; name at least one of contacts"},
 		{"unknown module", func(c *config.Config) { c.Modules = []string{"contacts", "billing"} }, `modules: "billing" is not a module; choose from contacts, segments`},
 		{"shutdown", func(c *config.Config) { c.ShutdownTimeout = 0 }, "shutdown-timeout 0s must be positive"},

@@ -11,7 +11,7 @@ func TestEverySettingIsReachable(t *testing.T) {
 	t.Parallel()
 	alt := map[string]string{
 		"string": "nats://x:4222", "int": "7", "duration": "42s", "size": "3MiB",
-		"list": "inbox", "durations": "2s,4s,8s",
+		"list": "inbox", "durations": "2s,4s,8s", "bool": "false",
 	}
 	env := map[string]string{}
 	for _, s := range settings {

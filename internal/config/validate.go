@@ -31,6 +31,9 @@ func (c Config) Validate() error {
 	if u := strings.TrimSpace(c.DatabaseURL); u != "" && !hasAnyPrefix(u, "postgres://", "postgresql://", "sqlite:") {
 		bad("database-url %q: use postgres://user:pass@host:5432/db, sqlite:/path/to/file.db, or leave it empty for SQLite in the data directory", redactURL(u))
 	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		bad("public-url %q: use the absolute address recipients reach this server at, such as https://alumni.example.edu", c.PublicURL)
+	}
 	if len(c.Modules) == 0 {
 		bad("modules is empty; name at least one of %s, or all", strings.Join(modules, ", "))
 	}

@@ -79,8 +79,8 @@ func (s *Service) prepare(ctx context.Context, j *job) error {
 		return nil
 	}
 	unsub := ""
-	if s.UnsubscribeURL != nil {
-		unsub = s.UnsubscribeURL(j.tenant, m.ID)
+	if s.Links != nil {
+		unsub = s.Links.Unsubscribe(j.tenant, m.ID)
 	}
 	content, err := s.Renderer.Render(ctx, j.tenant, m.TemplateID, m.TemplateVersion, m.Channel, RenderRequest{
 		Recipient: r, MessageID: m.ID, SourceID: m.SourceID, SourceName: m.sourceName, UnsubscribeURL: unsub})
@@ -96,7 +96,7 @@ func (s *Service) prepare(ctx context.Context, j *job) error {
 		return nil
 	}
 	m.TemplateVersion, m.Subject = content.Version, content.Subject
-	j.msg = outgoing(j.tenant, m, content, unsub)
+	j.msg = outgoing(j.tenant, m, s.withTracking(j.tenant, m, content, unsub), unsub)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -42,7 +43,9 @@ func (renderer) Render(_ context.Context, _, id string, _ int64, ch string, req 
 	if id != "hello" {
 		return Content{}, ErrTemplate
 	}
-	return Content{Version: 3, Subject: "Hello " + req.Recipient.FirstName, HTML: "<p>Hi " + req.Recipient.FirstName + "</p>",
+	return Content{Version: 3, Subject: "Hello " + req.Recipient.FirstName,
+		HTML: `<html><body><p>Hi ` + req.Recipient.FirstName + `</p><a href="https://example.org/news?a=1&amp;b=2">News</a>
+<a class="u" href="` + req.UnsubscribeURL + `">Unsubscribe</a></body></html>`,
 		Text: "Hi", Body: "Hi " + req.Recipient.FirstName, From: "alumni@example.edu"}, nil
 }
 
@@ -68,11 +71,26 @@ type fixture struct {
 	sandbox *Sandbox
 	mux     apitest.Mux
 	out     *outboxtest.Reader
+	revoked *revocations
+}
+
+// revocations is the contacts module's consent, as the pipeline revokes it.
+type revocations struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (r *revocations) RevokeConsent(_ context.Context, tenant, contact, ch, source, proof string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.list = append(r.list, strings.Join([]string{tenant, contact, ch, source, proof}, "|"))
+	return nil
 }
 
 func newFixture(t *testing.T, db *store.DB) *fixture {
 	t.Helper()
 	ctx := context.Background()
+	revoked := &revocations{}
 	if err := db.Migrate(ctx, "outbox", outbox.Migrations()); err != nil {
 		t.Fatal(err)
 	}
@@ -92,15 +110,18 @@ func newFixture(t *testing.T, db *store.DB) *fixture {
 			tenantB + "/bob":    {ContactID: "bob", Email: "bob@example.org", Consent: map[string]bool{"email": true}},
 		},
 		Providers:      map[string]Provider{event.ChannelEmail: sandbox},
-		UnsubscribeURL: func(tenant, id string) string { return "https://alumni.example.edu/u/" + id },
+		Links:   NewLinks("https://alumni.example.edu", []byte("test key"), true, true),
+		Consent: revoked,
 	})
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Stop)
 	mux := apitest.NewMux()
-	NewHTTP(svc, sandbox).RegisterRoutes(mux)
-	return &fixture{t: t, db: db, svc: svc, sandbox: sandbox, mux: mux, out: outboxtest.NewReader(t, db)}
+	h := NewHTTP(svc, sandbox)
+	h.RegisterRoutes(mux)
+	h.RegisterPublicRoutes(mux)
+	return &fixture{t: t, db: db, svc: svc, sandbox: sandbox, mux: mux, out: outboxtest.NewReader(t, db), revoked: revoked}
 }
 
 func (f *fixture) do(tenant, method, target, body string) apitest.Response {
@@ -157,7 +178,7 @@ func TestSendThroughTheSandbox(t *testing.T) {
 			t.Fatalf("stored %+v", got)
 		}
 		list, err := f.sandbox.List(ctx, tenantA, "", "", 10)
-		if err != nil || len(list) != 1 || list[0].Subject != "Hello Ada" || list[0].Headers["List-Unsubscribe"] != "<https://alumni.example.edu/u/"+m.ID+">" ||
+		if err != nil || len(list) != 1 || list[0].Subject != "Hello Ada" || !strings.HasPrefix(list[0].Headers["List-Unsubscribe"], "<https://alumni.example.edu/u/") ||
 			list[0].Headers["List-Unsubscribe-Post"] != "List-Unsubscribe=One-Click" {
 			t.Fatalf("sandbox %+v %v", list, err)
 		}

@@ -26,10 +26,12 @@ type Deps struct {
 	Renderer Renderer
 	// Providers sends each channel's messages, by channel name.
 	Providers map[string]Provider
-	// UnsubscribeURL returns a message's one-click unsubscribe link; nil
-	// leaves {{unsubscribeUrl}} empty.
-	UnsubscribeURL func(tenant, messageID string) string
-	Log            *slog.Logger
+	// Links signs unsubscribe and tracking links; nil leaves
+	// {{unsubscribeUrl}} empty and email untracked.
+	Links *Links
+	// Consent revokes email consent when a recipient unsubscribes.
+	Consent ConsentRevoker
+	Log     *slog.Logger
 }
 
 // Service queues and sends messages.
@@ -190,8 +192,8 @@ func (s *Service) send(ctx context.Context, tenant string, m *Message) error {
 		return s.finish(ctx, tenant, m, StatusQueued, StatusBlocked, "suppressed", "the address is suppressed ("+reason+")")
 	}
 	unsub := ""
-	if s.UnsubscribeURL != nil {
-		unsub = s.UnsubscribeURL(tenant, m.ID)
+	if s.Links != nil {
+		unsub = s.Links.Unsubscribe(tenant, m.ID)
 	}
 	content, err := s.Renderer.Render(ctx, tenant, m.TemplateID, m.TemplateVersion, m.Channel, RenderRequest{
 		Recipient: r, MessageID: m.ID, SourceID: m.SourceID, SourceName: m.sourceName, UnsubscribeURL: unsub})
@@ -205,6 +207,7 @@ func (s *Service) send(ctx context.Context, tenant string, m *Message) error {
 	if !ok {
 		return s.finish(ctx, tenant, m, StatusQueued, StatusFailed, "no_provider", "no provider is configured for "+m.Channel)
 	}
+	content = s.withTracking(tenant, m, content, unsub)
 	m.TemplateVersion, m.Subject = content.Version, content.Subject
 	m.Status, m.Attempts, m.UpdatedAt = StatusSending, m.Attempts+1, s.clock()
 	if ok, err := setStatus(ctx, s.DB.Writer(), tenant, m, StatusQueued); err != nil || !ok {
@@ -225,6 +228,14 @@ func (s *Service) send(ctx context.Context, tenant string, m *Message) error {
 		return uerr
 	}
 	return err
+}
+
+// withTracking routes an email's links and adds its open pixel.
+func (s *Service) withTracking(tenant string, m *Message, c Content, unsub string) Content {
+	if s.Links != nil && m.Channel == event.ChannelEmail {
+		c.HTML = s.Links.Track(tenant, m.ID, c.HTML, unsub)
+	}
+	return c
 }
 
 func providerCode(err error) string {
