@@ -24,6 +24,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus/bustest"
+	"github.com/alumoutreach/alumoutreach/internal/templates"
 )
 
 // The document lives in internal/app/openapi.json; these tests keep it
@@ -521,6 +522,9 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 
 		probeImports(t, check, a, cfg, base, key, tenantID)
 		probeSegments(t, check, base, key)
+		probeTemplates(t, check, a, base, key, tenantID, strings.TrimPrefix(ada, "/api/v1/contacts/"))
+		probeIdempotency(t, check, base, key)
+		probeMessages(t, check, base, key)
 	})
 }
 
@@ -702,6 +706,304 @@ func probeSegments(t *testing.T, check checkFunc, base, key string) {
 		{"DELETE /api/v1/segments/{id}", donors, "", nil, 204},
 		{"DELETE /api/v1/segments/{id}", donors, "", nil, 404},
 	})
+}
+
+// probeTemplates exercises every template route: the lifecycle, versions,
+// previews for a stored contact (contactID) and for sample data, and a
+// WhatsApp review whose verdicts arrive as the webhooks module delivers
+// them (ApplyReview).
+func probeTemplates(t *testing.T, check checkFunc, a *app.App, base, key, tenantID, contactID string) {
+	create := func(body string) string {
+		t.Helper()
+		status, h, raw := call(t, "POST", base+"/api/v1/templates", key, body)
+		check(t, "POST /api/v1/templates", status, h, raw)
+		if status != http.StatusCreated {
+			t.Fatalf("create template %s: %d %s", body, status, raw)
+		}
+		id := dataID(t, raw)
+		if loc := h.Get("Location"); loc != "/api/v1/templates/"+id {
+			t.Errorf("create template: Location %q", loc)
+		}
+		return "/api/v1/templates/" + id
+	}
+	email := create(`{"name": "Spring appeal", "channel": "email", "content": {
+		"subject": "{{contact.firstName | capitalize | default: \"Friend\"}}, the {{campaign.name}}",
+		"html": "<p>Dear {{contact.firstName | default: \"friend\"}},</p>\n<p>Class of {{contact.attributes.classYear}}</p>\n<a href=\"{{unsubscribeUrl}}\">Unsubscribe</a>",
+		"text": "Dear {{contact.firstName}}, \\{{ literal }}", "from": "alumni@example.edu", "fromName": "Alumni Office", "replyTo": "replies@example.edu",
+		"defaults": {"contact.firstName": "alum", "contact.attributes.classYear": "your year"}}}`)
+	wa := create(`{"name": "Reunion invitation", "channel": "whatsapp", "content": {"body": "Hi {{contact.firstName | default: \"there\"}}!",
+		"whatsapp": {"name": "reunion_invite", "language": "en_US", "category": "MARKETING", "body": "Hi {{1}}, join us on {{2}}",
+		"params": ["{{contact.firstName | default: \"there\"}}", "{{campaign.name}}"]}}}`)
+	sms := create(`{"name": "Event reminder", "channel": "sms", "content": {"body": "{{contact.firstName | default: \"Hi\"}}, the reunion starts at 6pm."}}`)
+	huge := `{"name": "Huge", "channel": "sms", "content": {"body": "` + strings.Repeat("x", 2<<20) + `"}}`
+	const newContent = `{"content": {"subject": "Spring is here, {{contact.firstName | default: \"friend\"}}", "text": "Class of {{contact.attributes.classYear}}: give today."}}`
+	runProbes(t, check, base, key, []probe{
+		{"POST /api/v1/templates", "/api/v1/templates", `{"name": "Spring appeal", "channel": "sms", "content": {"body": "x"}}`, nil, 409},
+		{"POST /api/v1/templates", "/api/v1/templates", `{"name": "Bad", "channel": "email", "content": {"subject": "Hi", "html": "<p>\n  {{contact.frstName}}</p>"}}`, nil, 400},
+		{"POST /api/v1/templates", "/api/v1/templates", `{"name": "Bad", "channel": "sms", "content": {"body": "x", "colour": "red"}}`, nil, 400},
+		{"POST /api/v1/templates", "/api/v1/templates", `{"name": "Bad", "channel": "fax", "content": {"body": "x"}}`, nil, 400},
+		{"POST /api/v1/templates", "/api/v1/templates", huge, nil, 413},
+		{"GET /api/v1/templates", "/api/v1/templates?limit=1", "", nil, 200},
+		{"GET /api/v1/templates", "/api/v1/templates?channel=whatsapp&status=created", "", nil, 200},
+		{"GET /api/v1/templates", "/api/v1/templates?limit=0", "", nil, 400},
+		{"GET /api/v1/templates", "/api/v1/templates?cursor=nonsense", "", nil, 400},
+		{"GET /api/v1/templates", "/api/v1/templates?kind=email", "", nil, 400},
+		{"GET /api/v1/templates/{id}", email, "", nil, 200},
+		{"GET /api/v1/templates/{id}", "/api/v1/templates/no-such-template", "", nil, 404},
+		{"POST /api/v1/templates/{id}/activate", email + "/activate", "", nil, 200},
+		{"POST /api/v1/templates/{id}/activate", email + "/activate", "", nil, 200},
+		{"POST /api/v1/templates/{id}/activate", "/api/v1/templates/no-such-template/activate", "", nil, 404},
+		{"PATCH /api/v1/templates/{id}", email, newContent, nil, 200},
+		{"PATCH /api/v1/templates/{id}", email, newContent, nil, 200},
+		{"PATCH /api/v1/templates/{id}", email, `{"name": "Spring appeal 2027", "content": null}`, nil, 200},
+		{"PATCH /api/v1/templates/{id}", email, `{}`, nil, 200},
+		{"PATCH /api/v1/templates/{id}", email, `{"name": "Event reminder"}`, nil, 409},
+		{"PATCH /api/v1/templates/{id}", email, `{"channel": "sms"}`, nil, 400},
+		{"PATCH /api/v1/templates/{id}", email, `{"content": {"subject": "Hi {{contact.firstName", "text": "x"}}`, nil, 400},
+		{"PATCH /api/v1/templates/{id}", email, `{"name": "x", "content": {"body": "` + strings.Repeat("x", 2<<20) + `"}}`, nil, 413},
+		{"PATCH /api/v1/templates/{id}", "/api/v1/templates/no-such-template", `{"name": "x"}`, nil, 404},
+		{"GET /api/v1/templates/{id}/versions/{version}", email + "/versions/1", "", nil, 200},
+		{"GET /api/v1/templates/{id}/versions/{version}", email + "/versions/2", "", nil, 200},
+		{"GET /api/v1/templates/{id}/versions/{version}", email + "/versions/9", "", nil, 404},
+		{"GET /api/v1/templates/{id}/versions/{version}", email + "/versions/0", "", nil, 400},
+		{"GET /api/v1/templates/{id}/versions/{version}", email + "/versions/latest", "", nil, 400},
+		{"GET /api/v1/templates/{id}/versions/{version}", "/api/v1/templates/no-such-template/versions/1", "", nil, 404},
+		{"POST /api/v1/templates/{id}/preview", email + "/preview", `{"contactId": "` + contactID + `", "campaign": {"id": "c1", "name": "Spring Appeal"}}`, nil, 200},
+		{"POST /api/v1/templates/{id}/preview", email + "/preview", `{"version": 1, "contact": {"firstName": "<b>Grace</b>", "tags": ["alumni"], "attributes": {"classYear": 1928}}}`, nil, 200},
+		{"POST /api/v1/templates/{id}/preview", email + "/preview", "", nil, 200},
+		{"POST /api/v1/templates/{id}/preview", wa + "/preview", `{"contact": {"firstName": "Ada"}, "campaign": {"name": "Reunion Day"}}`, nil, 200},
+		{"POST /api/v1/templates/{id}/preview", sms + "/preview", `{}`, nil, 200},
+		{"POST /api/v1/templates/{id}/preview", email + "/preview", `{"contactId": "` + contactID + `", "contact": {}}`, nil, 400},
+		{"POST /api/v1/templates/{id}/preview", email + "/preview", `{"contactId": 7}`, nil, 400},
+		{"POST /api/v1/templates/{id}/preview", email + "/preview", `{"contactId": "no-such-contact"}`, nil, 404},
+		{"POST /api/v1/templates/{id}/preview", email + "/preview", `{"version": 9}`, nil, 404},
+		{"POST /api/v1/templates/{id}/preview", "/api/v1/templates/no-such-template/preview", `{}`, nil, 404},
+		{"POST /api/v1/templates/{id}/preview", email + "/preview", `{"contact": {"firstName": "` + strings.Repeat("x", 2<<20) + `"}}`, nil, 413},
+		{"DELETE /api/v1/templates/{id}", email, "", nil, 409},
+		{"POST /api/v1/templates/{id}/archive", email + "/archive", "", nil, 200},
+		{"POST /api/v1/templates/{id}/archive", email + "/archive", "", nil, 200},
+		{"POST /api/v1/templates/{id}/archive", "/api/v1/templates/no-such-template/archive", "", nil, 404},
+		{"PATCH /api/v1/templates/{id}", email, `{"name": "Spring appeal 2028"}`, nil, 409},
+		{"POST /api/v1/templates/{id}/preview", email + "/preview", `{"version": 1}`, nil, 200},
+		{"DELETE /api/v1/templates/{id}", email, "", nil, 204},
+		{"DELETE /api/v1/templates/{id}", email, "", nil, 404},
+		{"POST /api/v1/templates/{id}/review", wa + "/review", "", nil, 200},
+		{"POST /api/v1/templates/{id}/review", sms + "/review", "", nil, 409},
+		{"POST /api/v1/templates/{id}/review", "/api/v1/templates/no-such-template/review", "", nil, 404},
+	})
+
+	// The provider's verdicts, as the webhooks module hands them over.
+	svc := templates.NewService(a.DB(), a.Outbox(), bustest.Logger(t))
+	ctx := context.Background()
+	if n, err := svc.ApplyReview(ctx, tenantID, "reunion_invite", "en_US", false, "INVALID_FORMAT", "wa-1"); err != nil || n != 1 {
+		t.Fatalf("reject the reviewed template: %d %v", n, err)
+	}
+	runProbes(t, check, base, key, []probe{
+		{"GET /api/v1/templates/{id}", wa, "", nil, 200}, // review.reason
+		{"POST /api/v1/templates/{id}/review", wa + "/review", "", nil, 200},
+	})
+	if n, err := svc.ApplyReview(ctx, tenantID, "reunion_invite", "en_US", true, "", "wa-1"); err != nil || n != 1 {
+		t.Fatalf("approve the reviewed template: %d %v", n, err)
+	}
+	runProbes(t, check, base, key, []probe{
+		{"GET /api/v1/templates", "/api/v1/templates?channel=whatsapp", "", nil, 200},
+		{"POST /api/v1/templates/{id}/review", wa + "/review", "", nil, 409},
+	})
+}
+
+// probeIdempotency checks the answers the Idempotency-Key gives every
+// authenticated POST: a replay, a key reused for another request, a
+// malformed key.
+func probeIdempotency(t *testing.T, check checkFunc, base, key string) {
+	const op = "POST /api/v1/templates"
+	body := `{"name": "Idempotent", "channel": "sms", "content": {"body": "once"}}`
+	idem := []string{"Idempotency-Key", "openapi-idempotency-1"}
+	var first []byte
+	for i := range 2 {
+		status, h, raw := call(t, "POST", base+"/api/v1/templates", key, body, idem...)
+		check(t, op, status, h, raw)
+		if status != http.StatusCreated || (i == 1 && (string(raw) != string(first) || h.Get("Idempotent-Replayed") != "true")) {
+			t.Fatalf("%s with an Idempotency-Key, attempt %d: %d %v %s", op, i+1, status, h, raw)
+		}
+		first = raw
+	}
+	sms := "/api/v1/templates/" + dataID(t, first)
+	runProbes(t, check, base, key, []probe{
+		{op, "/api/v1/templates", `{"name": "Another", "channel": "sms", "content": {"body": "x"}}`, idem, 409},
+		{"POST /api/v1/templates/{id}/activate", sms + "/activate", "", idem, 409},
+		{"POST /api/v1/templates/{id}/preview", sms + "/preview", "", idem, 409},
+		{"POST /api/v1/templates/{id}/review", sms + "/review", "", []string{"Idempotency-Key", "two words"}, 400},
+		{"POST /api/v1/templates/{id}/archive", sms + "/archive", "", []string{"Idempotency-Key", strings.Repeat("k", 256)}, 400},
+		{"POST /api/v1/segments/{id}/evaluate", "/api/v1/segments/no-such-segment/evaluate", "", []string{"Idempotency-Key", "naïve"}, 400},
+		{"POST /api/v1/contacts/{id}/erase", "/api/v1/contacts/no-such-contact/erase", "", idem, 409},
+		{"POST /api/v1/admin/dlq/replay", "/api/v1/admin/dlq/replay", `{}`, idem, 409},
+		{"POST /api/v1/templates/{id}/preview", sms + "/preview", `{"contact": {"firstName": "` + strings.Repeat("x", 1<<20) + `"}}`,
+			[]string{"Idempotency-Key", "openapi-idempotency-big"}, 413},
+	})
+}
+
+// probeMessages sends messages through the pipeline to the sandbox: to a
+// contact with consent (sent, and its repeat), one without (blocked), a
+// suppressed address (blocked), with a template that does not exist
+// (failed), and a WhatsApp provider template; then the suppression routes.
+func probeMessages(t *testing.T, check checkFunc, base, key string) {
+	post := func(op, path, body string, want int) string {
+		t.Helper()
+		status, h, raw := call(t, "POST", base+path, key, body)
+		check(t, op, status, h, raw)
+		if status != want {
+			t.Fatalf("%s %s: %d, want %d: %s", op, body, status, want, raw)
+		}
+		return dataID(t, raw)
+	}
+	contact := func(body string) string {
+		t.Helper()
+		return post("POST /api/v1/contacts", "/api/v1/contacts", body, http.StatusCreated)
+	}
+	template := func(body string) string {
+		t.Helper()
+		id := post("POST /api/v1/templates", "/api/v1/templates", body, http.StatusCreated)
+		post("POST /api/v1/templates/{id}/activate", "/api/v1/templates/"+id+"/activate", "", http.StatusOK)
+		return id
+	}
+	hopper := contact(`{"email": "Grace.Hopper@Example.org", "firstName": "Grace", "consent": {"email": {"granted": true, "source": "signup_form"}}}`)
+	noConsent := contact(`{"email": "noconsent@example.org", "firstName": "Alan"}`)
+	gone := contact(`{"email": "gone@example.org", "consent": {"email": {"granted": true, "source": "crm"}}}`)
+	wa := contact(`{"phone": "+1 415 555 0123", "firstName": "Radia", "consent": {"whatsapp": {"granted": true, "source": "whatsapp_optin"}}}`)
+	receipt := template(`{"name": "Gift receipt", "channel": "email", "content": {"subject": "Thank you, {{contact.firstName | default: \"friend\"}}",
+		"html": "<p>Thank you for your gift, {{contact.firstName}}.</p>", "text": "Thank you for your gift.", "from": "giving@example.edu"}}`)
+	invite := template(`{"name": "Reunion reminder", "channel": "whatsapp", "content": {"whatsapp": {"name": "reunion_reminder", "language": "en_US",
+		"category": "UTILITY", "body": "Hi {{1}}, see you on Saturday", "params": ["{{contact.firstName | default: \"there\"}}"]}}}`)
+
+	send := func(contactID, channel, templateID, sourceID string, want int) string {
+		t.Helper()
+		body := fmt.Sprintf(`{"contactId": %q, "channel": %q, "templateId": %q, "sourceId": %q}`, contactID, channel, templateID, sourceID)
+		status, h, raw := call(t, "POST", base+"/api/v1/messages", key, body)
+		check(t, "POST /api/v1/messages", status, h, raw)
+		if status != want {
+			t.Fatalf("POST /api/v1/messages %s: %d, want %d: %s", body, status, want, raw)
+		}
+		id := dataID(t, raw)
+		if loc := h.Get("Location"); loc != "/api/v1/messages/"+id {
+			t.Errorf("POST /api/v1/messages: Location %q", loc)
+		}
+		return id
+	}
+	// await polls the message until it is sent, failed or blocked,
+	// checking every answer, and returns its status and errorCode.
+	await := func(id string) (string, string) {
+		t.Helper()
+		var got, code string
+		bustest.Eventually(t, 20*time.Second, "message "+id+" sent, failed or blocked", func() bool {
+			status, h, raw := call(t, "GET", base+"/api/v1/messages/"+id, key, "")
+			check(t, "GET /api/v1/messages/{id}", status, h, raw)
+			var m struct {
+				Data struct{ Status, ErrorCode string }
+			}
+			_ = json.Unmarshal(raw, &m)
+			got, code = m.Data.Status, m.Data.ErrorCode
+			return status == http.StatusOK && (got == "sent" || got == "failed" || got == "blocked")
+		})
+		return got, code
+	}
+
+	// The suppressed address is suppressed before its message is asked for.
+	runProbes(t, check, base, key, []probe{
+		{"POST /api/v1/suppressions", "/api/v1/suppressions", `{"channel": "email", "address": "Gone@Example.org"}`, nil, 201},
+		{"POST /api/v1/suppressions", "/api/v1/suppressions", `{"channel": "email", "address": "gone@example.org"}`, nil, 201},
+		{"POST /api/v1/suppressions", "/api/v1/suppressions", `{"channel": "sms", "address": "+14155550100"}`, nil, 201},
+	})
+	sent := send(hopper, "email", receipt, "openapi-receipt-1", http.StatusAccepted)
+	blocked := send(noConsent, "email", receipt, "openapi-receipt-1", http.StatusAccepted)
+	suppressed := send(gone, "email", receipt, "openapi-receipt-1", http.StatusAccepted)
+	failed := send(hopper, "email", "no-such-template", "openapi-receipt-2", http.StatusAccepted)
+	whatsapp := send(wa, "whatsapp", invite, "openapi-reunion", http.StatusAccepted)
+	for id, want := range map[string][2]string{sent: {"sent", ""}, blocked: {"blocked", "no_consent"}, suppressed: {"blocked", "suppressed"},
+		failed: {"failed", "template_error"}, whatsapp: {"sent", ""}} {
+		if status, code := await(id); status != want[0] || code != want[1] {
+			t.Errorf("message %s: %s %q, want %s %q", id, status, code, want[0], want[1])
+		}
+	}
+	if again := send(hopper, "email", receipt, "openapi-receipt-1", http.StatusOK); again != sent {
+		t.Errorf("the same sourceId, contact and channel again made message %s, not %s", again, sent)
+	}
+	huge := `{"contactId": "` + strings.Repeat("x", 1<<20) + `", "channel": "email", "templateId": "x"}`
+	runProbes(t, check, base, key, []probe{
+		{"POST /api/v1/messages", "/api/v1/messages", `{"contactId": "` + hopper + `", "channel": "fax", "templateId": "` + receipt + `"}`, nil, 400},
+		{"POST /api/v1/messages", "/api/v1/messages", `{"contactId": "` + hopper + `", "channel": "email"}`, nil, 400},
+		{"POST /api/v1/messages", "/api/v1/messages", `{"contactId": "` + hopper + `", "channel": "email", "templateId": "x", "templateVersion": -1}`, nil, 400},
+		{"POST /api/v1/messages", "/api/v1/messages", `{"contactId": "` + hopper + `", "channel": "sms", "templateId": "x"}`, nil, 400},
+		{"POST /api/v1/messages", "/api/v1/messages", `{"contactId": "` + hopper + `", "channel": "email", "templateId": "x", "priority": 1}`, nil, 400},
+		{"POST /api/v1/messages", "/api/v1/messages", `{"contactId": "no-such-contact", "channel": "email", "templateId": "x"}`, nil, 404},
+		{"POST /api/v1/messages", "/api/v1/messages", huge, nil, 413},
+		{"POST /api/v1/messages", "/api/v1/messages", `{"contactId": "` + hopper + `", "channel": "email", "templateId": "` + receipt + `", "sourceId": "openapi-idem"}`,
+			[]string{"Idempotency-Key", "openapi-message-1"}, 202},
+		{"POST /api/v1/messages", "/api/v1/messages", `{"contactId": "` + hopper + `", "channel": "email", "templateId": "` + receipt + `", "sourceId": "openapi-idem"}`,
+			[]string{"Idempotency-Key", "openapi-message-1"}, 202},
+		{"POST /api/v1/messages", "/api/v1/messages", `{"contactId": "` + hopper + `", "channel": "email", "templateId": "` + receipt + `", "sourceId": "openapi-idem"}`,
+			[]string{"Idempotency-Key", "openapi-message-2"}, 200},
+		{"POST /api/v1/messages", "/api/v1/messages", `{"contactId": "` + hopper + `", "channel": "email", "templateId": "` + receipt + `"}`,
+			[]string{"Idempotency-Key", "openapi-message-1"}, 409},
+		{"GET /api/v1/messages/{id}", "/api/v1/messages/" + sent, "", nil, 200},
+		{"GET /api/v1/messages/{id}", "/api/v1/messages/no-such-message", "", nil, 404},
+		{"GET /api/v1/sandbox/messages", "/api/v1/sandbox/messages", "", nil, 200},
+		{"GET /api/v1/sandbox/messages", "/api/v1/sandbox/messages?limit=1", "", nil, 200},
+		{"GET /api/v1/sandbox/messages", "/api/v1/sandbox/messages?to=%2B14155550123", "", nil, 200},
+		{"GET /api/v1/sandbox/messages", "/api/v1/sandbox/messages?to=grace.hopper@example.org&limit=1", "", nil, 200},
+		{"GET /api/v1/sandbox/messages", "/api/v1/sandbox/messages?limit=0", "", nil, 400},
+		{"GET /api/v1/sandbox/messages", "/api/v1/sandbox/messages?cursor=nonsense", "", nil, 400},
+		{"GET /api/v1/sandbox/messages", "/api/v1/sandbox/messages?channel=email", "", nil, 400},
+		{"GET /api/v1/suppressions", "/api/v1/suppressions", "", nil, 200},
+		{"GET /api/v1/suppressions", "/api/v1/suppressions?limit=1", "", nil, 200},
+		{"GET /api/v1/suppressions", "/api/v1/suppressions?channel=sms", "", nil, 200},
+		{"GET /api/v1/suppressions", "/api/v1/suppressions?limit=501", "", nil, 400},
+		{"GET /api/v1/suppressions", "/api/v1/suppressions?cursor=nonsense", "", nil, 400},
+		{"GET /api/v1/suppressions", "/api/v1/suppressions?reason=manual", "", nil, 400},
+		{"POST /api/v1/suppressions", "/api/v1/suppressions", `{"channel": "fax", "address": "x"}`, nil, 400},
+		{"POST /api/v1/suppressions", "/api/v1/suppressions", `{"channel": "sms", "address": "0207 946 0958"}`, nil, 400},
+		{"POST /api/v1/suppressions", "/api/v1/suppressions", `{"channel": "email", "address": "", "reason": "x"}`, nil, 400},
+		{"POST /api/v1/suppressions", "/api/v1/suppressions", `{"channel": "email", "address": "` + strings.Repeat("x", 1<<20) + `"}`, nil, 413},
+		{"DELETE /api/v1/suppressions/{channel}/{address}", "/api/v1/suppressions/email/GONE@example.org", "", nil, 204},
+		{"DELETE /api/v1/suppressions/{channel}/{address}", "/api/v1/suppressions/email/gone@example.org", "", nil, 404},
+		{"DELETE /api/v1/suppressions/{channel}/{address}", "/api/v1/suppressions/sms/+14155550100", "", nil, 204},
+		{"DELETE /api/v1/suppressions/{channel}/{address}", "/api/v1/suppressions/fax/x", "", nil, 400},
+	})
+	// The sandbox kept what the providers were given: the email rendered
+	// for Grace (followed by the open pixel when opens are tracked), the
+	// WhatsApp provider template with its parameter.
+	status, _, raw := call(t, "GET", base+"/api/v1/sandbox/messages", key, "")
+	var sandbox struct {
+		Data []struct {
+			MessageID, To, Subject, HTML string
+			Template                     *struct {
+				Name   string
+				Params []string
+			}
+		}
+	}
+	if status != http.StatusOK || json.Unmarshal(raw, &sandbox) != nil {
+		t.Fatalf("GET /api/v1/sandbox/messages: %d %s", status, raw)
+	}
+	found := 0
+	for _, m := range sandbox.Data {
+		switch m.MessageID {
+		case blocked, suppressed, failed:
+			t.Errorf("message %s was not to be sent, and reached the sandbox", m.MessageID)
+		case sent:
+			found++
+			if m.To != "grace.hopper@example.org" || m.Subject != "Thank you, Grace" || !strings.HasPrefix(m.HTML, "<p>Thank you for your gift, Grace.</p>") {
+				t.Errorf("sandbox email %+v", m)
+			}
+		case whatsapp:
+			found++
+			if m.To != "+14155550123" || m.Template == nil || m.Template.Name != "reunion_reminder" || !slices.Equal(m.Template.Params, []string{"Radia"}) {
+				t.Errorf("sandbox WhatsApp message %+v", m)
+			}
+		}
+	}
+	if found != 2 {
+		t.Errorf("the sandbox holds %d of the two messages sent: %s", found, raw)
+	}
 }
 
 func mustPointer(t *testing.T, d openAPI, ref string) any {

@@ -48,10 +48,10 @@ type Message struct {
 
 // Template is a provider-approved WhatsApp template and its parameters.
 type Template struct {
-	Name     string
-	Language string
+	Name     string `json:"name"`
+	Language string `json:"language"`
 	// Params fill the body's {{1}}, {{2}}, ... in order.
-	Params []string
+	Params []string `json:"params"`
 }
 
 // Receipt is the provider's acceptance of a message.

@@ -86,6 +86,10 @@ type MessageData struct {
 	ExternalID string `json:"externalId,omitempty"`
 	// RunID is the workflow run or sequence enrollment that sent the message, if any.
 	RunID string `json:"runId,omitempty"`
+	// Step is the workflow node or sequence step that sent the message: a
+	// source sends one message per contact, channel and step. Added to the
+	// specification's payload (additive).
+	Step string `json:"step,omitempty"`
 	// Subject is the email subject line, so the inbox can thread replies.
 	Subject string `json:"subject,omitempty"`
 	// OccurredAt is when the provider says the status happened (an open, a

@@ -147,7 +147,7 @@ func (s *Service) Get(ctx context.Context, tenant, id string) (*Message, error) 
 func messageData(m *Message) event.MessageData {
 	return event.MessageData{MessageID: m.ID, Channel: m.Channel, ContactID: m.ContactID, RecipientAddress: m.Recipient,
 		SourceType: m.SourceType, SourceID: m.SourceID, TemplateID: m.TemplateID, TemplateVersion: m.TemplateVersion,
-		SourceName: m.sourceName, ExternalID: m.ExternalID, RunID: m.runID, Subject: m.Subject,
+		SourceName: m.sourceName, ExternalID: m.ExternalID, RunID: m.runID, Step: m.Step, Subject: m.Subject,
 		Reason: m.Error, ErrorCode: m.ErrorCode}
 }
 
@@ -161,7 +161,7 @@ func (s *Service) Handle(ctx context.Context, env event.Envelope) error {
 		return bus.Permanent(err)
 	}
 	now := s.clock()
-	m := &Message{ID: d.MessageID, SourceType: d.SourceType, SourceID: d.SourceID, ContactID: d.ContactID, Channel: d.Channel,
+	m := &Message{ID: d.MessageID, SourceType: d.SourceType, SourceID: d.SourceID, Step: d.Step, ContactID: d.ContactID, Channel: d.Channel,
 		TemplateID: d.TemplateID, TemplateVersion: d.TemplateVersion, Recipient: d.RecipientAddress, Status: StatusQueued,
 		CreatedAt: now, UpdatedAt: now, sourceName: d.SourceName, runID: d.RunID}
 	// Campaigns and workflows queue by event alone: the claim makes the
