@@ -25,6 +25,67 @@ type Config struct {
 	Outbox   OutboxConfig   `yaml:"outbox"`
 	Events   EventsConfig   `yaml:"events"`
 	Tracking TrackingConfig `yaml:"tracking"`
+	Email    EmailConfig    `yaml:"email"`
+	SMS      SMSConfig      `yaml:"sms"`
+	WhatsApp WhatsAppConfig `yaml:"whatsapp"`
+}
+
+// Providers a channel can send through.
+const (
+	ProviderSandbox = "sandbox"
+	ProviderSMTP    = "smtp"
+	ProviderTwilio  = "twilio"
+	ProviderMeta    = "meta"
+)
+
+// EmailConfig is the email channel's provider.
+type EmailConfig struct {
+	Provider string     `yaml:"provider" help:"where email goes: sandbox (kept for inspection, nothing sent) or smtp"`
+	From     string     `yaml:"from" help:"sender address of templates that name none"`
+	FromName string     `yaml:"from-name" help:"sender name of templates that name none"`
+	SMTP     SMTPConfig `yaml:"smtp"`
+	// SendGridWebhookKey verifies SendGrid's signed Event Webhook.
+	SendGridWebhookKey string `yaml:"sendgrid-webhook-key" help:"verification key of SendGrid's signed Event Webhook (base64, from SendGrid's mail settings); empty refuses the event webhook"`
+}
+
+// SMTPConfig is an SMTP relay.
+type SMTPConfig struct {
+	Host     string `yaml:"host" help:"SMTP server host"`
+	Port     int    `yaml:"port" help:"SMTP server port: 587 for starttls, 465 for tls"`
+	Security string `yaml:"security" help:"starttls, tls or none"`
+	Username string `yaml:"username" help:"SMTP user name; empty sends without authentication"`
+	Password string `yaml:"password" help:"SMTP password"`
+	PoolSize int    `yaml:"pool-size" help:"SMTP connections kept open"`
+}
+
+// SMSConfig is the SMS channel's provider.
+type SMSConfig struct {
+	Provider string       `yaml:"provider" help:"where SMS goes: sandbox or twilio"`
+	Twilio   TwilioConfig `yaml:"twilio"`
+}
+
+// TwilioConfig is a Twilio account.
+type TwilioConfig struct {
+	AccountSID string `yaml:"account-sid" help:"Twilio account SID (AC...)"`
+	AuthToken  string `yaml:"auth-token" help:"Twilio auth token; also verifies Twilio's webhook signatures"`
+	From       string `yaml:"from" help:"sending number (E.164) or messaging service SID (MG...)"`
+	BaseURL    string `yaml:"base-url" help:"Twilio API base URL (change only for tests)"`
+}
+
+// WhatsAppConfig is the WhatsApp channel's provider.
+type WhatsAppConfig struct {
+	Provider string     `yaml:"provider" help:"where WhatsApp goes: sandbox or meta"`
+	Meta     MetaConfig `yaml:"meta"`
+}
+
+// MetaConfig is a WhatsApp Business account on Meta's Cloud API.
+type MetaConfig struct {
+	PhoneNumberID string `yaml:"phone-number-id" help:"WhatsApp Business phone number id"`
+	AccessToken   string `yaml:"access-token" help:"Cloud API access token"`
+	APIVersion    string `yaml:"api-version" help:"Graph API version, e.g. v25.0"`
+	BaseURL       string `yaml:"base-url" help:"Graph API base URL (change only for tests)"`
+	AppSecret     string `yaml:"app-secret" help:"app secret that verifies Meta's webhook signatures"`
+	VerifyToken   string `yaml:"verify-token" help:"token Meta echoes when subscribing the webhook"`
 }
 
 // TrackingConfig is email open and click tracking and unsubscribe links.
@@ -120,6 +181,10 @@ func Default() Config {
 		Events:    EventsConfig{MaxSize: 1 * MiB},
 		PublicURL: "http://localhost:8080",
 		Tracking:  TrackingConfig{Opens: true, Clicks: true},
+		Email: EmailConfig{Provider: ProviderSandbox, From: "alumni@example.org", FromName: "Alumni Office",
+			SMTP: SMTPConfig{Port: 587, Security: "starttls", PoolSize: 4}},
+		SMS:      SMSConfig{Provider: ProviderSandbox, Twilio: TwilioConfig{BaseURL: "https://api.twilio.com"}},
+		WhatsApp: WhatsAppConfig{Provider: ProviderSandbox, Meta: MetaConfig{APIVersion: "v25.0", BaseURL: "https://graph.facebook.com"}},
 	}
 }
 
@@ -178,8 +243,11 @@ func (c Config) Redacted() Config {
 		urls[i] = redactURL(strings.TrimSpace(u))
 	}
 	c.NATS.URL = strings.Join(urls, ",")
-	if c.Tracking.Secret != "" {
-		c.Tracking.Secret = "xxxxx"
+	for _, secret := range []*string{&c.Tracking.Secret, &c.Email.SMTP.Password, &c.SMS.Twilio.AuthToken,
+		&c.WhatsApp.Meta.AccessToken, &c.WhatsApp.Meta.AppSecret, &c.WhatsApp.Meta.VerifyToken} {
+		if *secret != "" {
+			*secret = "xxxxx"
+		}
 	}
 	return c
 }

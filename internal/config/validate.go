@@ -34,6 +34,7 @@ func (c Config) Validate() error {
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 		bad("public-url %q: use the absolute address recipients reach this server at, such as https://alumni.example.edu", c.PublicURL)
 	}
+	c.validateProviders(bad)
 	if len(c.Modules) == 0 {
 		bad("modules is empty; name at least one of %s, or all", strings.Join(modules, ", "))
 	}
@@ -187,4 +188,44 @@ func hasAnyPrefix(s string, prefixes ...string) bool {
 		}
 	}
 	return false
+}
+
+// validateProviders checks that each channel's provider is known and has
+// what it needs to send.
+func (c Config) validateProviders(bad func(string, ...any)) {
+	need := func(key, value, what string) {
+		if strings.TrimSpace(value) == "" {
+			bad("%s is empty; %s", key, what)
+		}
+	}
+	switch c.Email.Provider {
+	case ProviderSandbox:
+	case ProviderSMTP:
+		need("email.smtp.host", c.Email.SMTP.Host, "name the SMTP server, or use email.provider sandbox")
+		if c.Email.SMTP.Port < 1 || c.Email.SMTP.Port > 65535 {
+			bad("email.smtp.port %d: use the server's port, such as 587 or 465", c.Email.SMTP.Port)
+		}
+		if !slices.Contains([]string{"starttls", "tls", "none"}, c.Email.SMTP.Security) {
+			bad("email.smtp.security %q: use starttls, tls or none", c.Email.SMTP.Security)
+		}
+	default:
+		bad("email.provider %q: use sandbox or smtp", c.Email.Provider)
+	}
+	switch c.SMS.Provider {
+	case ProviderSandbox:
+	case ProviderTwilio:
+		need("sms.twilio.account-sid", c.SMS.Twilio.AccountSID, "copy it from the Twilio console")
+		need("sms.twilio.auth-token", c.SMS.Twilio.AuthToken, "copy it from the Twilio console")
+		need("sms.twilio.from", c.SMS.Twilio.From, "give the sending number (+E.164) or a messaging service SID (MG...)")
+	default:
+		bad("sms.provider %q: use sandbox or twilio", c.SMS.Provider)
+	}
+	switch c.WhatsApp.Provider {
+	case ProviderSandbox:
+	case ProviderMeta:
+		need("whatsapp.meta.phone-number-id", c.WhatsApp.Meta.PhoneNumberID, "copy it from the WhatsApp Manager")
+		need("whatsapp.meta.access-token", c.WhatsApp.Meta.AccessToken, "create a system user token in Meta Business settings")
+	default:
+		bad("whatsapp.provider %q: use sandbox or meta", c.WhatsApp.Provider)
+	}
 }
