@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/alumoutreach/alumoutreach/internal/analytics"
+	"github.com/alumoutreach/alumoutreach/internal/channel/sms/twilio"
+	"github.com/alumoutreach/alumoutreach/internal/channel/whatsapp/meta"
 	"github.com/alumoutreach/alumoutreach/internal/config"
 	"github.com/alumoutreach/alumoutreach/internal/contacts"
 	"github.com/alumoutreach/alumoutreach/internal/event"
@@ -198,12 +200,9 @@ func BusConfig(cfg config.Config) bus.Config {
 // providers (SMTP, Twilio, Meta) are wired by configuration once their
 // settings exist.
 func (a *App) wirePipeline() error {
-	providers := map[string]pipeline.Provider{}
-	var sandbox *pipeline.Sandbox
-	for _, ch := range event.Channels {
-		sandbox = pipeline.NewSandbox(a.db, ch)
-		providers[ch] = sandbox
-		a.sandboxes = append(a.sandboxes, sandbox)
+	providers, sandbox, err := a.providers()
+	if err != nil {
+		return err
 	}
 	key, err := trackingKey(a.cfg)
 	if err != nil {
@@ -212,13 +211,46 @@ func (a *App) wirePipeline() error {
 	svc := pipeline.New(pipeline.Deps{DB: a.db, Outbox: a.outbox, Contacts: pipelineContacts{a.contacts},
 		Renderer: pipelineTemplates{a.templates}, Providers: providers, Log: a.log,
 		Links:   pipeline.NewLinks(a.cfg.PublicURL, key, a.cfg.Tracking.Opens, a.cfg.Tracking.Clicks),
-		Consent: consentRevoker{a.contacts}})
+		Consent: consentRevoker{a.contacts}, EmailFrom: a.cfg.Email.From, EmailFromName: a.cfg.Email.FromName,
+		StatusCallback: func(tenant, ch string) string {
+			if ch != event.ChannelSMS || a.cfg.SMS.Provider != config.ProviderTwilio {
+				return ""
+			}
+			return strings.TrimRight(a.cfg.PublicURL, "/") + "/webhooks/" + tenant + "/twilio/status"
+		}})
 	a.pipeline = svc
 	h := pipeline.NewHTTP(svc, sandbox)
 	h.RegisterRoutes(a.http)
 	h.RegisterPublicRoutes(a.http)
 	a.pending = append(a.pending, a.consumerOptions(pipeline.ConsumerName, []string{event.PipelineMessageQueued}, svc.Handle, max(a.cfg.Consumer.Concurrency, 256)))
 	return nil
+}
+
+// providers builds each channel's provider from the configuration; the
+// sandbox twins exist whatever the configuration, for the inspection route.
+func (a *App) providers() (map[string]pipeline.Provider, *pipeline.Sandbox, error) {
+	providers := map[string]pipeline.Provider{}
+	var sandbox *pipeline.Sandbox
+	for _, ch := range event.Channels {
+		sandbox = pipeline.NewSandbox(a.db, ch)
+		providers[ch] = sandbox
+		a.sandboxes = append(a.sandboxes, sandbox)
+	}
+	if c := a.cfg.SMS; c.Provider == config.ProviderTwilio {
+		p, err := twilio.New(twilio.Config{AccountSID: c.Twilio.AccountSID, AuthToken: c.Twilio.AuthToken, From: c.Twilio.From, BaseURL: c.Twilio.BaseURL})
+		if err != nil {
+			return nil, nil, fmt.Errorf("sms provider: %w", err)
+		}
+		providers[event.ChannelSMS] = p
+	}
+	if c := a.cfg.WhatsApp; c.Provider == config.ProviderMeta {
+		p, err := meta.New(meta.Config{PhoneNumberID: c.Meta.PhoneNumberID, AccessToken: c.Meta.AccessToken, APIVersion: c.Meta.APIVersion, BaseURL: c.Meta.BaseURL})
+		if err != nil {
+			return nil, nil, fmt.Errorf("whatsapp provider: %w", err)
+		}
+		providers[event.ChannelWhatsApp] = p
+	}
+	return providers, sandbox, nil
 }
 
 // trackingKey is the key that signs tracking and unsubscribe links: the

@@ -3,11 +3,13 @@ package app_test
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/alumoutreach/alumoutreach/internal/config"
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus/bustest"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store/storetest"
@@ -191,4 +193,68 @@ func TestMessageThroughPipelineToSandbox(t *testing.T) {
 			t.Fatal("tenant B sees A's sandbox")
 		}
 	})
+}
+
+// TestSMSThroughTwilioShapedAPI: with sms.provider twilio, a message goes
+// through the real Twilio adapter to a local server that answers as
+// Twilio's Messages API does, with the status callback URL of the
+// message's tenant.
+func TestSMSThroughTwilioShapedAPI(t *testing.T) {
+	t.Parallel()
+	type call struct {
+		path string
+		form url.Values
+		user string
+	}
+	calls := make(chan call, 4)
+	twilioAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, _, _ := r.BasicAuth()
+		r.ParseForm()
+		calls <- call{r.URL.Path, r.PostForm, user}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"sid": "SM%032d", "status": "queued", "to": %q, "from": "+15005550006", "body": %q}`, 1, r.PostForm.Get("To"), r.PostForm.Get("Body"))
+	}))
+	t.Cleanup(twilioAPI.Close)
+
+	cfg := testConfig(t, "")
+	cfg.PublicURL = "https://alumni.example.edu"
+	cfg.SMS.Provider = config.ProviderTwilio
+	cfg.SMS.Twilio = config.TwilioConfig{AccountSID: "AC00000000000000000000000000000001", AuthToken: "secret-token", From: "+15005550006", BaseURL: twilioAPI.URL}
+	a := startApp(t, cfg)
+	ca, _ := twoTenants(t, a)
+	tenant := mustTenant(t, a, ca.key)
+	id := func(doc map[string]any) string { return doc["data"].(map[string]any)["id"].(string) }
+	_, doc := ca.do("POST", "/api/v1/contacts", `{"phone": "+44 7700 900123", "firstName": "Grace",
+		"consent": {"sms": {"granted": true, "source": "sms_keyword", "proof": "JOIN"}}}`)
+	contact := id(doc)
+	_, doc = ca.do("POST", "/api/v1/templates", `{"name": "Reminder", "channel": "sms", "content": {"body": "Hi {{contact.firstName}}, reunion on Saturday!"}}`)
+	tpl := id(doc)
+	ca.do("POST", "/api/v1/templates/"+tpl+"/activate", "")
+	status, doc := ca.do("POST", "/api/v1/messages", `{"contactId": "`+contact+`", "channel": "sms", "templateId": "`+tpl+`"}`)
+	if status != 202 {
+		t.Fatalf("send: %d %v", status, doc)
+	}
+	msg := id(doc)
+	var c call
+	select {
+	case c = <-calls:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Twilio-shaped API was never called")
+	}
+	if c.path != "/2010-04-01/Accounts/"+cfg.SMS.Twilio.AccountSID+"/Messages.json" || c.user != cfg.SMS.Twilio.AccountSID ||
+		c.form.Get("To") != "+447700900123" || c.form.Get("From") != "+15005550006" || c.form.Get("Body") != "Hi Grace, reunion on Saturday!" ||
+		c.form.Get("StatusCallback") != "https://alumni.example.edu/webhooks/"+tenant+"/twilio/status" {
+		t.Fatalf("Twilio request %+v", c)
+	}
+	bustest.Eventually(t, 10*time.Second, "the message recorded as sent with Twilio's sid", func() bool {
+		_, m := ca.do("GET", "/api/v1/messages/"+msg, "")
+		d := m["data"].(map[string]any)
+		return d["status"] == "sent" && d["provider"] == "twilio" && strings.HasPrefix(d["externalId"].(string), "SM")
+	})
+	select {
+	case extra := <-calls:
+		t.Fatalf("a second call to the provider: %+v", extra)
+	case <-time.After(200 * time.Millisecond):
+	}
 }

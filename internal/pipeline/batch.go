@@ -96,7 +96,7 @@ func (s *Service) prepare(ctx context.Context, j *job) error {
 		return nil
 	}
 	m.TemplateVersion, m.Subject = content.Version, content.Subject
-	j.msg = outgoing(j.tenant, m, s.withTracking(j.tenant, m, content, unsub), unsub)
+	j.msg = s.outgoing(j.tenant, m, s.withTracking(j.tenant, m, content, unsub), unsub)
 	return nil
 }
 

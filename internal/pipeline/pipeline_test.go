@@ -109,9 +109,9 @@ func newFixture(t *testing.T, db *store.DB) *fixture {
 			tenantA + "/nomail": {ContactID: "nomail", Phone: "+447700900002", Consent: map[string]bool{"email": true}},
 			tenantB + "/bob":    {ContactID: "bob", Email: "bob@example.org", Consent: map[string]bool{"email": true}},
 		},
-		Providers:      map[string]Provider{event.ChannelEmail: sandbox},
-		Links:   NewLinks("https://alumni.example.edu", []byte("test key"), true, true),
-		Consent: revoked,
+		Providers: map[string]Provider{event.ChannelEmail: sandbox},
+		Links:     NewLinks("https://alumni.example.edu", []byte("test key"), true, true),
+		Consent:   revoked,
 	})
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)

@@ -31,7 +31,12 @@ type Deps struct {
 	Links *Links
 	// Consent revokes email consent when a recipient unsubscribes.
 	Consent ConsentRevoker
-	Log     *slog.Logger
+	// EmailFrom and EmailFromName send email whose template names no sender.
+	EmailFrom, EmailFromName string
+	// StatusCallback returns the URL a provider that takes one per message
+	// (Twilio) reports delivery to; nil sends none.
+	StatusCallback func(tenant, channel string) string
+	Log            *slog.Logger
 }
 
 // Service queues and sends messages.
@@ -213,7 +218,7 @@ func (s *Service) send(ctx context.Context, tenant string, m *Message) error {
 	if ok, err := setStatus(ctx, s.DB.Writer(), tenant, m, StatusQueued); err != nil || !ok {
 		return err // !ok: another delivery took it
 	}
-	receipt, err := s.call(ctx, provider, outgoing(tenant, m, content, unsub))
+	receipt, err := s.call(ctx, provider, s.outgoing(tenant, m, content, unsub))
 	if err == nil {
 		return s.sent(ctx, tenant, m, receipt)
 	}
@@ -266,9 +271,15 @@ func (s *Service) call(ctx context.Context, p Provider, msg channel.Message) (ch
 	return p.Send(ctx, msg)
 }
 
-func outgoing(tenant string, m *Message, c Content, unsub string) channel.Message {
+func (s *Service) outgoing(tenant string, m *Message, c Content, unsub string) channel.Message {
 	msg := channel.Message{Tenant: tenant, ID: m.ID, To: m.Recipient, From: c.From, FromName: c.FromName, ReplyTo: c.ReplyTo,
 		Subject: c.Subject, HTML: c.HTML, Text: c.Text, Template: c.WhatsApp}
+	if m.Channel == event.ChannelEmail && msg.From == "" {
+		msg.From, msg.FromName = s.EmailFrom, orDefault(msg.FromName, s.EmailFromName)
+	}
+	if s.StatusCallback != nil {
+		msg.StatusCallback = s.StatusCallback(tenant, m.Channel)
+	}
 	if m.Channel != event.ChannelEmail {
 		msg.Text = c.Body
 	} else if unsub != "" {
