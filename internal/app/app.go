@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/alumoutreach/alumoutreach/internal/analytics"
+	"github.com/alumoutreach/alumoutreach/internal/channel/email/smtp"
 	"github.com/alumoutreach/alumoutreach/internal/channel/sms/twilio"
 	"github.com/alumoutreach/alumoutreach/internal/channel/whatsapp/meta"
 	"github.com/alumoutreach/alumoutreach/internal/config"
@@ -56,6 +57,7 @@ type App struct {
 	templates   *templates.Service
 	pipeline    *pipeline.Service
 	sandboxes   []*pipeline.Sandbox
+	smtp        *smtp.Sender
 	idempotency *idempotency.Store
 	dlqWorker   *bus.Consumer
 	consumers   []*bus.Consumer
@@ -235,6 +237,15 @@ func (a *App) providers() (map[string]pipeline.Provider, *pipeline.Sandbox, erro
 		sandbox = pipeline.NewSandbox(a.db, ch)
 		providers[ch] = sandbox
 		a.sandboxes = append(a.sandboxes, sandbox)
+	}
+	if c := a.cfg.Email; c.Provider == config.ProviderSMTP {
+		p, err := smtp.New(smtp.Config{Host: c.SMTP.Host, Port: c.SMTP.Port, Security: c.SMTP.Security,
+			Username: c.SMTP.Username, Password: c.SMTP.Password, PoolSize: c.SMTP.PoolSize})
+		if err != nil {
+			return nil, nil, fmt.Errorf("email provider: %w", err)
+		}
+		a.smtp = p
+		providers[event.ChannelEmail] = p
 	}
 	if c := a.cfg.SMS; c.Provider == config.ProviderTwilio {
 		p, err := twilio.New(twilio.Config{AccountSID: c.Twilio.AccountSID, AuthToken: c.Twilio.AuthToken, From: c.Twilio.From, BaseURL: c.Twilio.BaseURL})
@@ -421,6 +432,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	for _, sb := range a.sandboxes {
 		sb.Stop()
+	}
+	if a.smtp != nil {
+		_ = a.smtp.Close()
 	}
 	if err := a.relay.Stop(ctx); err != nil {
 		errs = append(errs, err)

@@ -99,6 +99,12 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// ErrUnknownOutcome marks a failure after the message was handed over in
+// full (the connection died awaiting the provider's answer): the provider
+// may have accepted it. Sending again could send it twice; the pipeline
+// records the message as failed with outcome_unknown instead.
+var ErrUnknownOutcome = errors.New("the provider may have accepted the message; its answer was lost")
+
 // IsPermanent reports whether err says the message can never be sent as it
 // is. Anything that is not a channel Error (a network failure, a timeout)
 // is transient.

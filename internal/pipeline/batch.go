@@ -165,6 +165,10 @@ func (s *Service) recordBatch(ctx context.Context, jobs []*job) []error {
 			switch {
 			case j.sendErr == nil:
 				m.Status, m.Provider, m.ExternalID, m.Error, m.ErrorCode, m.UpdatedAt, m.SentAt = StatusSent, j.receipt.Provider, j.receipt.ExternalID, "", "", now, &now
+			case errors.Is(j.sendErr, channel.ErrUnknownOutcome):
+				// Never again: the provider may have it already.
+				m.Status, m.ErrorCode, m.Error, m.UpdatedAt = StatusFailed, "outcome_unknown", truncate(j.sendErr.Error(), 1000), now
+				subject = event.PipelineMessageFailed
 			case channel.IsPermanent(j.sendErr) || j.last:
 				m.Status, m.ErrorCode, m.Error, m.UpdatedAt = StatusFailed, providerCode(j.sendErr), truncate(j.sendErr.Error(), 1000), now
 				subject = event.PipelineMessageFailed

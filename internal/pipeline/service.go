@@ -224,6 +224,9 @@ func (s *Service) send(ctx context.Context, tenant string, m *Message) error {
 	}
 	attempt, maxAttempts := bus.Attempt(ctx)
 	code := providerCode(err)
+	if errors.Is(err, channel.ErrUnknownOutcome) {
+		return s.finish(ctx, tenant, m, StatusSending, StatusFailed, "outcome_unknown", err.Error())
+	}
 	if channel.IsPermanent(err) || attempt >= maxAttempts {
 		return s.finish(ctx, tenant, m, StatusSending, StatusFailed, code, err.Error())
 	}

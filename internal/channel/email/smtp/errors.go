@@ -32,7 +32,7 @@ var ErrConfiguration = errors.New("the SMTP server refused our configuration (TL
 // They are transient (RFC 5321 §4.1.1.4 expects the client to retry, and
 // a duplicate is the lesser harm than a lost message); a caller that would
 // rather not risk a duplicate can test for it with errors.Is.
-var ErrUnknownOutcome = errors.New("connection lost after the message was sent; the server may have accepted it")
+var ErrUnknownOutcome = channel.ErrUnknownOutcome
 
 // ErrClosed is wrapped by Sends on a closed Sender.
 var ErrClosed = errors.New("smtp sender closed")
