@@ -11,6 +11,8 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/pipeline"
 	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
+	"github.com/alumoutreach/alumoutreach/internal/platform/store"
+	"github.com/alumoutreach/alumoutreach/internal/platform/tenant"
 	"github.com/alumoutreach/alumoutreach/internal/segments"
 	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
 	"github.com/alumoutreach/alumoutreach/internal/templates"
@@ -155,4 +157,22 @@ func (c consentRevoker) RevokeConsent(ctx context.Context, tenant, contactID, ch
 		return pipeline.ErrRecipientNotFound
 	}
 	return err
+}
+
+// tenantExists tells webhooks whether the tenant of a webhook URL exists.
+type tenantExists struct{ svc *tenant.Service }
+
+func (t tenantExists) Exists(ctx context.Context, id string) (bool, error) {
+	_, err := t.svc.Get(ctx, id)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) && fe.Kind == fault.NotFound {
+		return false, nil
+	}
+	return false, err
 }

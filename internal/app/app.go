@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/alumoutreach/alumoutreach/internal/analytics"
+	"github.com/alumoutreach/alumoutreach/internal/channel/email/sendgrid"
 	"github.com/alumoutreach/alumoutreach/internal/channel/email/smtp"
 	"github.com/alumoutreach/alumoutreach/internal/channel/sms/twilio"
 	"github.com/alumoutreach/alumoutreach/internal/channel/whatsapp/meta"
@@ -35,6 +36,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/platform/tenant"
 	"github.com/alumoutreach/alumoutreach/internal/segments"
 	"github.com/alumoutreach/alumoutreach/internal/templates"
+	"github.com/alumoutreach/alumoutreach/internal/webhooks"
 )
 
 // App is the assembled service.
@@ -58,6 +60,7 @@ type App struct {
 	pipeline    *pipeline.Service
 	sandboxes   []*pipeline.Sandbox
 	smtp        *smtp.Sender
+	webhooks    *webhooks.Service
 	idempotency *idempotency.Store
 	dlqWorker   *bus.Consumer
 	consumers   []*bus.Consumer
@@ -138,6 +141,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	if cfg.ModuleEnabled("pipeline") {
 		if err := a.wirePipeline(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.ModuleEnabled("webhooks") {
+		if err := a.wireWebhooks(); err != nil {
 			return nil, err
 		}
 	}
@@ -225,6 +233,23 @@ func (a *App) wirePipeline() error {
 	h.RegisterRoutes(a.http)
 	h.RegisterPublicRoutes(a.http)
 	a.pending = append(a.pending, a.consumerOptions(pipeline.ConsumerName, []string{event.PipelineMessageQueued}, svc.Handle, max(a.cfg.Consumer.Concurrency, 256)))
+	return nil
+}
+
+// wireWebhooks mounts the provider webhooks with their verification
+// secrets from the channel settings.
+func (a *App) wireWebhooks() error {
+	secrets := webhooks.Secrets{PublicURL: a.cfg.PublicURL, TwilioAuthToken: a.cfg.SMS.Twilio.AuthToken,
+		MetaAppSecret: a.cfg.WhatsApp.Meta.AppSecret, MetaVerifyToken: a.cfg.WhatsApp.Meta.VerifyToken, InboundKey: a.cfg.Email.InboundKey}
+	if k := a.cfg.Email.SendGridWebhookKey; k != "" {
+		key, err := sendgrid.ParsePublicKey(k)
+		if err != nil {
+			return fmt.Errorf("email.sendgrid-webhook-key: %w; paste the verification key from SendGrid's Event Webhook settings", err)
+		}
+		secrets.SendGridKey = key
+	}
+	a.webhooks = webhooks.New(a.db, a.outbox, a.log, secrets, tenantExists{a.tenants}, a.templates, a.registry)
+	a.webhooks.RegisterRoutes(a.http)
 	return nil
 }
 

@@ -46,6 +46,7 @@ type EmailConfig struct {
 	SMTP     SMTPConfig `yaml:"smtp"`
 	// SendGridWebhookKey verifies SendGrid's signed Event Webhook.
 	SendGridWebhookKey string `yaml:"sendgrid-webhook-key" help:"verification key of SendGrid's signed Event Webhook (base64, from SendGrid's mail settings); empty refuses the event webhook"`
+	InboundKey         string `yaml:"inbound-key" help:"secret that SendGrid Inbound Parse posts carry as ?key= in their URL; empty refuses inbound email"`
 }
 
 // SMTPConfig is an SMTP relay.
@@ -243,7 +244,7 @@ func (c Config) Redacted() Config {
 		urls[i] = redactURL(strings.TrimSpace(u))
 	}
 	c.NATS.URL = strings.Join(urls, ",")
-	for _, secret := range []*string{&c.Tracking.Secret, &c.Email.SMTP.Password, &c.SMS.Twilio.AuthToken,
+	for _, secret := range []*string{&c.Tracking.Secret, &c.Email.SMTP.Password, &c.Email.InboundKey, &c.SMS.Twilio.AuthToken,
 		&c.WhatsApp.Meta.AccessToken, &c.WhatsApp.Meta.AppSecret, &c.WhatsApp.Meta.VerifyToken} {
 		if *secret != "" {
 			*secret = "xxxxx"

@@ -198,6 +198,7 @@ func TestEveryEnvVariable(t *testing.T) {
 		"ALUM_EMAIL_SMTP_PASSWORD":           "pw",
 		"ALUM_EMAIL_SMTP_POOL_SIZE":          "8",
 		"ALUM_EMAIL_SENDGRID_WEBHOOK_KEY":    "MFkwEw==",
+		"ALUM_EMAIL_INBOUND_KEY":             "inbound-secret",
 		"ALUM_SMS_PROVIDER":                  "twilio",
 		"ALUM_SMS_TWILIO_ACCOUNT_SID":        "AC123",
 		"ALUM_SMS_TWILIO_AUTH_TOKEN":         "tok",
