@@ -174,6 +174,7 @@ func OpenDB(ctx context.Context, cfg config.Config) (*store.DB, error) {
 		segments.ModuleName:  segments.Migrations(),
 		templates.ModuleName: templates.Migrations(),
 		pipeline.ModuleName:  pipeline.Migrations(),
+		webhooks.ModuleName:  webhooks.Migrations(),
 	} {
 		if err := db.Migrate(ctx, module, fsys); err != nil {
 			db.Close()
@@ -232,7 +233,13 @@ func (a *App) wirePipeline() error {
 	h := pipeline.NewHTTP(svc, sandbox)
 	h.RegisterRoutes(a.http)
 	h.RegisterPublicRoutes(a.http)
-	a.pending = append(a.pending, a.consumerOptions(pipeline.ConsumerName, []string{event.PipelineMessageQueued}, svc.Handle, max(a.cfg.Consumer.Concurrency, 256)))
+	unmatched := prometheus.NewCounter(prometheus.CounterOpts{Name: "pipeline_unmatched_reports_total",
+		Help: "Provider reports about no message of ours (unknown externalId)."})
+	a.registry.MustRegister(unmatched)
+	svc.Unmatched = unmatched
+	a.pending = append(a.pending,
+		a.consumerOptions(pipeline.ConsumerName, []string{event.PipelineMessageQueued}, svc.Handle, max(a.cfg.Consumer.Concurrency, 256)),
+		a.consumerOptions(pipeline.WebhookConsumerName, pipeline.WebhookFilters, svc.HandleReport, a.cfg.Consumer.Concurrency))
 	return nil
 }
 

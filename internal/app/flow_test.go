@@ -1,6 +1,9 @@
 package app_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -257,4 +260,31 @@ func TestSMSThroughTwilioShapedAPI(t *testing.T) {
 		t.Fatalf("a second call to the provider: %+v", extra)
 	case <-time.After(200 * time.Millisecond):
 	}
+
+	// Twilio reports the delivery to the status callback, signed with the
+	// auth token as Twilio signs: the message becomes delivered.
+	_, m := ca.do("GET", "/api/v1/messages/"+msg, "")
+	sid := m["data"].(map[string]any)["externalId"].(string)
+	path := "/webhooks/" + tenant + "/twilio/status"
+	form := url.Values{"MessageSid": {sid}, "AccountSid": {cfg.SMS.Twilio.AccountSID}, "MessageStatus": {"delivered"},
+		"To": {"+447700900123"}, "From": {"+15005550006"}}
+	keys := []string{"AccountSid", "From", "MessageSid", "MessageStatus", "To"}
+	signed := cfg.PublicURL + path
+	for _, k := range keys {
+		signed += k + form.Get(k)
+	}
+	mac := hmac.New(sha1.New, []byte(cfg.SMS.Twilio.AuthToken))
+	mac.Write([]byte(signed))
+	req, _ := http.NewRequest("POST", "http://"+a.HTTPAddr()+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Twilio-Signature", base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("status callback: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	bustest.Eventually(t, 10*time.Second, "the message delivered", func() bool {
+		_, m := ca.do("GET", "/api/v1/messages/"+msg, "")
+		return m["data"].(map[string]any)["status"] == "delivered" && total(t, ca, "subject=pipeline.message.delivered") == 1
+	})
 }

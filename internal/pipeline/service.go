@@ -36,6 +36,8 @@ type Deps struct {
 	// StatusCallback returns the URL a provider that takes one per message
 	// (Twilio) reports delivery to; nil sends none.
 	StatusCallback func(tenant, channel string) string
+	// Unmatched counts provider reports about no message of ours (nil: not counted).
+	Unmatched interface{ Inc() }
 	Log            *slog.Logger
 }
 
