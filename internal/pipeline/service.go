@@ -38,7 +38,7 @@ type Deps struct {
 	StatusCallback func(tenant, channel string) string
 	// Unmatched counts provider reports about no message of ours (nil: not counted).
 	Unmatched interface{ Inc() }
-	Log            *slog.Logger
+	Log       *slog.Logger
 }
 
 // Service queues and sends messages.
