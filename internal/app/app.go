@@ -267,6 +267,7 @@ func (a *App) providers() (map[string]pipeline.Provider, *pipeline.Sandbox, erro
 	var sandbox *pipeline.Sandbox
 	for _, ch := range event.Channels {
 		sandbox = pipeline.NewSandbox(a.db, ch)
+		sandbox.ReportDeliveries(a.outbox)
 		providers[ch] = sandbox
 		a.sandboxes = append(a.sandboxes, sandbox)
 	}

@@ -150,10 +150,12 @@ func TestMessageThroughPipelineToSandbox(t *testing.T) {
 		_, blockedDoc := ca.do("POST", "/api/v1/messages", `{"contactId": "`+other+`", "channel": "email", "templateId": "`+tpl+`"}`)
 		blocked := id(blockedDoc)
 
-		bustest.Eventually(t, 10*time.Second, "the message sent and the other blocked", func() bool {
+		// The sandbox reports delivery as a provider's webhook would, and
+		// PIPELINE_WEBHOOK_CONSUMER records it.
+		bustest.Eventually(t, 10*time.Second, "the message delivered and the other blocked", func() bool {
 			_, m := ca.do("GET", "/api/v1/messages/"+msg, "")
 			_, b := ca.do("GET", "/api/v1/messages/"+blocked, "")
-			return m["data"].(map[string]any)["status"] == "sent" && b["data"].(map[string]any)["status"] == "blocked"
+			return m["data"].(map[string]any)["status"] == "delivered" && b["data"].(map[string]any)["status"] == "blocked"
 		})
 		_, sb := ca.do("GET", "/api/v1/sandbox/messages", "")
 		items := sb["data"].([]any)
@@ -167,7 +169,8 @@ func TestMessageThroughPipelineToSandbox(t *testing.T) {
 			t.Fatalf("sandbox message %v", got)
 		}
 		bustest.Eventually(t, 10*time.Second, "analytics counts the send and the block", func() bool {
-			return total(t, ca, "subject=pipeline.message.sent") == 1 && total(t, ca, "subject=pipeline.message.failed") == 1
+			return total(t, ca, "subject=pipeline.message.sent") == 1 && total(t, ca, "subject=pipeline.message.failed") == 1 &&
+				total(t, ca, "subject=pipeline.message.delivered") == 1 && total(t, ca, "subject=webhook.email.delivered") == 1
 		})
 		if status, _ := cb.do("GET", "/api/v1/messages/"+msg, ""); status != 404 {
 			t.Fatalf("tenant B reads A's message: %d", status)

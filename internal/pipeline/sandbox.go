@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/channel"
+	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/platform/groupcommit"
+	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 )
 
@@ -19,6 +21,10 @@ import (
 type Sandbox struct {
 	db      *store.DB
 	channel string
+	// reports, when set, receives the delivery report a provider would
+	// send (webhook.<channel>.delivered), in the transaction that stores
+	// the message.
+	reports *outbox.Outbox
 	// writes batches concurrent sends into one transaction, as a real
 	// provider's API absorbs concurrent calls.
 	writes *groupcommit.Batcher[channel.Message]
@@ -31,6 +37,15 @@ func NewSandbox(db *store.DB, ch string) *Sandbox {
 	s.writes = groupcommit.New(maxBatch, s.store)
 	return s
 }
+
+// ReportDeliveries makes the sandbox report each accepted message as
+// delivered, as a provider's webhook would, so the whole flow runs without
+// accounts; the reports go through ob.
+func (s *Sandbox) ReportDeliveries(ob *outbox.Outbox) { s.reports = ob }
+
+// deliveredSubjects are the subjects providers report delivery on.
+var deliveredSubjects = map[string]string{event.ChannelEmail: event.WebhookEmailDelivered,
+	event.ChannelSMS: event.WebhookSMSDelivered, event.ChannelWhatsApp: event.WebhookWhatsAppDelivered}
 
 // Start runs the write loop.
 func (s *Sandbox) Start(ctx context.Context) error { return s.writes.Start(ctx) }
@@ -72,10 +87,11 @@ func (s *Sandbox) Send(ctx context.Context, m channel.Message) (channel.Receipt,
 
 // store writes a batch of sends in one transaction.
 func (s *Sandbox) store(ctx context.Context, batch []channel.Message) []error {
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	write := func(tx *sql.Tx, emit outbox.Emit) error {
 		st := store.NewStmtCache(tx)
 		defer st.Close()
 		now := time.Now().UnixMilli()
+		var reports []event.Envelope
 		for _, m := range batch {
 			headers, _ := json.Marshal(m.Headers)
 			tpl := ""
@@ -83,15 +99,34 @@ func (s *Sandbox) store(ctx context.Context, batch []channel.Message) []error {
 				b, _ := json.Marshal(m.Template)
 				tpl = string(b)
 			}
-			if _, err := st.ExecContext(ctx, `INSERT INTO sandbox_messages (tenant_id, id, message_id, channel, recipient, sender,
+			res, err := st.ExecContext(ctx, `INSERT INTO sandbox_messages (tenant_id, id, message_id, channel, recipient, sender,
 				subject, html, text, headers, template, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 				ON CONFLICT DO NOTHING`, m.Tenant, "sbx_"+m.ID, m.ID, s.channel, m.To, m.From, m.Subject, m.HTML, m.Text,
-				string(headers), tpl, now); err != nil {
+				string(headers), tpl, now)
+			if err != nil {
 				return err
 			}
+			if n, _ := res.RowsAffected(); n == 1 && emit != nil {
+				env, err := event.New(ctx, deliveredSubjects[s.channel], event.SourcePipeline, m.Tenant, event.ProviderEventData{
+					Provider: "sandbox", Channel: s.channel, ExternalID: "sbx_" + m.ID, MessageID: m.ID, RecipientAddress: m.To,
+					Status: "delivered", OccurredAt: event.Time{Time: time.UnixMilli(now).UTC()}})
+				if err != nil {
+					return err
+				}
+				reports = append(reports, env)
+			}
 		}
-		return nil
-	})
+		if emit == nil {
+			return nil
+		}
+		return emit(reports...)
+	}
+	var err error
+	if s.reports != nil {
+		err = s.reports.InTx(ctx, write)
+	} else {
+		err = s.db.InTx(ctx, func(tx *sql.Tx) error { return write(tx, nil) })
+	}
 	return all(len(batch), err)
 }
 
