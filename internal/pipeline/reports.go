@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
@@ -33,8 +34,9 @@ const (
 // message a provider report is about (by our id when the provider echoed
 // it, else by the provider's id), publishes the matching
 // pipeline.message.* event, records the status, and suppresses the
-// address after a hard bounce or a complaint. A report about no message of
-// ours is logged and counted, not retried.
+// address after a hard bounce or a complaint. A report that arrives before
+// the send is recorded is retried; one still about no message of ours on
+// its last delivery is logged and counted, not dead-lettered.
 func (s *Service) HandleReport(ctx context.Context, env event.Envelope) error {
 	d, err := event.DecodeData[event.ProviderEventData](env)
 	if err != nil {
@@ -42,15 +44,35 @@ func (s *Service) HandleReport(ctx context.Context, env event.Envelope) error {
 	}
 	tenant := env.TenantID
 	m, err := s.reportedMessage(ctx, tenant, d)
+	// The sandbox, and a fast provider, can report before the send's
+	// record commits: wait a moment for it rather than spend an attempt.
+	for wait := 0; err == nil && wait < 40 && m != nil && (m.Status == StatusQueued || m.Status == StatusSending); wait++ {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		m, err = s.reportedMessage(ctx, tenant, d)
+	}
 	if err != nil {
 		return err
 	}
-	if m == nil {
+	attempt, maxAttempts := bus.Attempt(ctx)
+	switch {
+	case m == nil && attempt < maxAttempts:
+		// A fast provider can report before our record of the send
+		// commits: look again after the retry delay.
+		return fmt.Errorf("no message with external id %q yet", d.ExternalID)
+	case m == nil:
 		s.Log.WarnContext(ctx, "provider report about no message of ours", "provider", d.Provider, "externalId", d.ExternalID, "subject", env.Type)
 		if s.Unmatched != nil {
 			s.Unmatched.Inc()
 		}
 		return nil
+	case m.Status == StatusQueued || m.Status == StatusSending:
+		// Reported before the send was recorded (the sandbox reports in
+		// the same breath): applying it now would leave the status behind.
+		return fmt.Errorf("message %s is still %s; the report waits for the send to be recorded", m.ID, m.Status)
 	}
 	subject, status, suppress := reportOutcome(env.Type, d)
 	if subject == "" {

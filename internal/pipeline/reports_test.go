@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
 	"github.com/alumoutreach/alumoutreach/internal/platform/outbox/outboxtest"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store/storetest"
@@ -64,14 +65,19 @@ func TestProviderReportsBecomeMessageEvents(t *testing.T) {
 		if _, ok, _ := suppressed(ctx, db.Reader(), tenantA, "email", "ada@example.org"); !ok {
 			t.Fatal("a complaint did not suppress the address")
 		}
-		// A report about no message of ours is counted, not an error.
-		if err := f.svc.HandleReport(ctx, report(event.WebhookEmailDelivered, event.ProviderEventData{ExternalID: "nobody@example.org"})); err != nil || unmatched.n != 1 {
-			t.Fatalf("unmatched: %v, %d", err, unmatched.n)
+		// A report about no message of ours is retried (our record of the
+		// send may not have committed yet), then counted, not an error.
+		stray := report(event.WebhookEmailDelivered, event.ProviderEventData{ExternalID: "nobody@example.org"})
+		if err := f.svc.HandleReport(bus.WithAttempt(ctx, 1, 3), stray); err == nil || unmatched.n != 0 {
+			t.Fatalf("unmatched on a first attempt: %v, %d", err, unmatched.n)
+		}
+		if err := f.svc.HandleReport(bus.WithAttempt(ctx, 3, 3), stray); err != nil || unmatched.n != 1 {
+			t.Fatalf("unmatched on the last attempt: %v, %d", err, unmatched.n)
 		}
 		// Another tenant's report cannot reach this tenant's message.
 		env, _ := event.New(ctx, event.WebhookEmailBounced, event.SourceWebhooks, tenantB, event.ProviderEventData{Provider: "sendgrid", Channel: "email",
 			ExternalID: sent.ExternalID, BounceType: event.BounceHard, OccurredAt: event.Time{Time: time.Now()}})
-		if err := f.svc.HandleReport(ctx, env); err != nil || unmatched.n != 2 || len(f.out.Next(t)) != 0 {
+		if err := f.svc.HandleReport(bus.WithAttempt(ctx, 3, 3), env); err != nil || unmatched.n != 2 || len(f.out.Next(t)) != 0 {
 			t.Fatalf("cross-tenant report: %v, %d", err, unmatched.n)
 		}
 	})
