@@ -229,6 +229,9 @@ func (a *App) wirePipeline() error {
 			}
 			return strings.TrimRight(a.cfg.PublicURL, "/") + "/webhooks/" + tenant + "/twilio/status"
 		}})
+	if svc.Rules, err = pipelineRules(a.cfg.Pipeline); err != nil {
+		return err
+	}
 	a.pipeline = svc
 	h := pipeline.NewHTTP(svc, sandbox)
 	h.RegisterRoutes(a.http)
@@ -258,6 +261,40 @@ func (a *App) wireWebhooks() error {
 	a.webhooks = webhooks.New(a.db, a.outbox, a.log, secrets, tenantExists{a.tenants}, a.templates, a.registry)
 	a.webhooks.RegisterRoutes(a.http)
 	return nil
+}
+
+// pipelineRules turns the pipeline settings into its sending rules.
+func pipelineRules(c config.PipelineConfig) (pipeline.Rules, error) {
+	r := pipeline.Rules{QuietChannels: c.QuietChannels, FrequencyCap: c.FrequencyCap, FrequencyWindow: c.FrequencyWindow,
+		TenantRate: float64(c.TenantRate), ChannelRate: map[string]float64{
+			event.ChannelEmail: float64(c.EmailRate), event.ChannelSMS: float64(c.SMSRate), event.ChannelWhatsApp: float64(c.WhatsAppRate)}}
+	if c.QuietHours != "" {
+		q, err := pipeline.ParseQuietHours(c.QuietHours)
+		if err != nil {
+			return r, fmt.Errorf("pipeline.quiet-hours: %w", err)
+		}
+		r.Quiet = q
+	}
+	return r, nil
+}
+
+// releaseHeld sends messages held for quiet hours once their window is
+// over, checking twice a minute.
+func (a *App) releaseHeld(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := a.pipeline.ReleaseHeld(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("release held messages", "err", err)
+		} else if n > 0 {
+			a.log.Info("released messages held for quiet hours", "messages", n)
+		}
+	}
 }
 
 // providers builds each channel's provider from the configuration; the
@@ -408,6 +445,9 @@ func (a *App) Start(ctx context.Context) error {
 	if a.segments != nil {
 		go a.refreshSegments(choresCtx)
 	}
+	if a.pipeline != nil {
+		go a.releaseHeld(choresCtx)
+	}
 	a.log.Info("alumoutreach started", "http", a.http.Addr(), "database", a.db.Redacted(),
 		"nats", natsDisplay(a.cfg), "dataDir", a.cfg.DataDir, "uncleanRestart", a.unclean)
 	return nil
@@ -517,6 +557,12 @@ func (a *App) pruneProcessed(ctx context.Context) {
 			a.log.Warn("prune idempotency records", "err", err)
 		} else if n > 0 {
 			a.log.Info("pruned idempotency records", "records", n)
+		}
+		if a.webhooks != nil {
+			// Providers retry for up to three days (SendGrid); a week covers them.
+			if _, err := a.webhooks.Prune(ctx, 7*24*time.Hour); err != nil && ctx.Err() == nil {
+				a.log.Warn("prune webhook receipts", "err", err)
+			}
 		}
 		if n, err := a.idempotency.Prune(ctx, idempotencyKeyRetention); err != nil && ctx.Err() == nil {
 			a.log.Warn("prune idempotency keys", "err", err)

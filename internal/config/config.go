@@ -28,6 +28,19 @@ type Config struct {
 	Email    EmailConfig    `yaml:"email"`
 	SMS      SMSConfig      `yaml:"sms"`
 	WhatsApp WhatsAppConfig `yaml:"whatsapp"`
+	Pipeline PipelineConfig `yaml:"pipeline"`
+}
+
+// PipelineConfig are the sending rules.
+type PipelineConfig struct {
+	QuietHours      string        `yaml:"quiet-hours" help:"local time of day when messages on quiet-channels wait, in each contact's time zone (UTC when unknown), e.g. 21:00-08:00; empty: none"`
+	QuietChannels   []string      `yaml:"quiet-channels" help:"channels quiet hours apply to"`
+	FrequencyCap    int           `yaml:"frequency-cap" help:"most campaign, workflow and sequence messages one contact receives per frequency-window; 0: no cap"`
+	FrequencyWindow time.Duration `yaml:"frequency-window" help:"window of the frequency cap"`
+	TenantRate      int           `yaml:"tenant-rate" help:"messages per second one tenant may send from this instance; 0: unlimited"`
+	EmailRate       int           `yaml:"email-rate" help:"messages per second to the email provider from this instance; 0: unlimited"`
+	SMSRate         int           `yaml:"sms-rate" help:"messages per second to the SMS provider from this instance; 0: unlimited"`
+	WhatsAppRate    int           `yaml:"whatsapp-rate" help:"messages per second to the WhatsApp provider from this instance; 0: unlimited"`
 }
 
 // Providers a channel can send through.
@@ -186,6 +199,7 @@ func Default() Config {
 			SMTP: SMTPConfig{Port: 587, Security: "starttls", PoolSize: 4}},
 		SMS:      SMSConfig{Provider: ProviderSandbox, Twilio: TwilioConfig{BaseURL: "https://api.twilio.com"}},
 		WhatsApp: WhatsAppConfig{Provider: ProviderSandbox, Meta: MetaConfig{APIVersion: "v25.0", BaseURL: "https://graph.facebook.com"}},
+		Pipeline: PipelineConfig{QuietChannels: []string{"sms", "whatsapp"}, FrequencyWindow: 24 * time.Hour},
 	}
 }
 

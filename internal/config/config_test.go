@@ -211,6 +211,14 @@ func TestEveryEnvVariable(t *testing.T) {
 		"ALUM_WHATSAPP_META_BASE_URL":        "http://127.0.0.1:9998",
 		"ALUM_WHATSAPP_META_APP_SECRET":      "appsecret",
 		"ALUM_WHATSAPP_META_VERIFY_TOKEN":    "verify-me",
+		"ALUM_PIPELINE_QUIET_HOURS":          "21:00-08:00",
+		"ALUM_PIPELINE_QUIET_CHANNELS":       "sms",
+		"ALUM_PIPELINE_FREQUENCY_CAP":        "3",
+		"ALUM_PIPELINE_FREQUENCY_WINDOW":     "168h",
+		"ALUM_PIPELINE_TENANT_RATE":          "500",
+		"ALUM_PIPELINE_EMAIL_RATE":           "1000",
+		"ALUM_PIPELINE_SMS_RATE":             "10",
+		"ALUM_PIPELINE_WHATSAPP_RATE":        "80",
 	}
 	settings := config.Settings()
 	if len(settings) != len(values) {
@@ -419,6 +427,7 @@ func TestValidate(t *testing.T) {
 		{"database url", func(c *config.Config) { c.DatabaseURL = "mysql://root:secret@db/alum" }, `database-url "mysql://root:xxxxx@db/alum": use postgres://`},
 		{"public url", func(c *config.Config) { c.PublicURL = "alumni.example.edu" }, `public-url "alumni.example.edu": use the absolute address`},
 		{"smtp without host", func(c *config.Config) { c.Email.Provider = "smtp" }, "email.smtp.host is empty"},
+		{"quiet hours", func(c *config.Config) { c.Pipeline.QuietHours = "9pm-8am" }, `pipeline.quiet-hours "9pm-8am"`},
 		{"unknown email provider", func(c *config.Config) { c.Email.Provider = "mailgun" }, `email.provider "mailgun": use sandbox or smtp`},
 		{"twilio without sid", func(c *config.Config) { c.SMS.Provider = "twilio" }, "sms.twilio.account-sid is empty"},
 		{"meta without token", func(c *config.Config) { c.WhatsApp.Provider = "meta"; c.WhatsApp.Meta.PhoneNumberID = "1" }, "whatsapp.meta.access-token is empty"},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +36,22 @@ func (c Config) Validate() error {
 		bad("public-url %q: use the absolute address recipients reach this server at, such as https://alumni.example.edu", c.PublicURL)
 	}
 	c.validateProviders(bad)
+	if q := strings.TrimSpace(c.Pipeline.QuietHours); q != "" && !quietHoursPattern.MatchString(q) {
+		bad("pipeline.quiet-hours %q: write the local window as HH:MM-HH:MM, e.g. 21:00-08:00, or leave it empty", q)
+	}
+	for _, ch := range c.Pipeline.QuietChannels {
+		if ch != "email" && ch != "sms" && ch != "whatsapp" {
+			bad("pipeline.quiet-channels: %q is not a channel; use email, sms, whatsapp", ch)
+		}
+	}
+	if c.Pipeline.FrequencyCap < 0 || c.Pipeline.FrequencyWindow <= 0 {
+		bad("pipeline.frequency-cap must be 0 or more and pipeline.frequency-window positive, e.g. 3 and 24h")
+	}
+	for name, r := range map[string]int{"tenant-rate": c.Pipeline.TenantRate, "email-rate": c.Pipeline.EmailRate, "sms-rate": c.Pipeline.SMSRate, "whatsapp-rate": c.Pipeline.WhatsAppRate} {
+		if r < 0 {
+			bad("pipeline.%s %d: use messages per second, or 0 for no limit", name, r)
+		}
+	}
 	if len(c.Modules) == 0 {
 		bad("modules is empty; name at least one of %s, or all", strings.Join(modules, ", "))
 	}
@@ -229,3 +246,5 @@ func (c Config) validateProviders(bad func(string, ...any)) {
 		bad("whatsapp.provider %q: use sandbox or meta", c.WhatsApp.Provider)
 	}
 }
+
+var quietHoursPattern = regexp.MustCompile(`^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$`)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/channel"
 	"github.com/alumoutreach/alumoutreach/internal/event"
@@ -40,6 +41,7 @@ type job struct {
 	m       *Message
 	row     *Message
 	block   *blockReason
+	hold    *time.Time // quiet hours: send then
 	msg     channel.Message
 	next    next
 	receipt channel.Receipt
@@ -76,6 +78,16 @@ func (s *Service) prepare(ctx context.Context, j *job) error {
 		return err
 	} else if ok {
 		j.block = &blockReason{StatusBlocked, "suppressed", "the address is suppressed (" + reason + ")"}
+		return nil
+	}
+	if capped, err := s.capped(ctx, j.tenant, m); err != nil {
+		return err
+	} else if capped {
+		j.block = &blockReason{StatusBlocked, "frequency_cap", fmt.Sprintf("the contact had %d messages in the last %s", s.Rules.FrequencyCap, s.Rules.FrequencyWindow)}
+		return nil
+	}
+	if until, quiet := s.holdUntil(r, m.Channel, s.clock()); quiet {
+		j.hold = &until
 		return nil
 	}
 	unsub := ""
@@ -123,6 +135,12 @@ func (s *Service) claimBatch(ctx context.Context, jobs []*job) []error {
 			case row.Status != StatusQueued:
 			case row.ID != j.m.ID:
 				j.next = nextSingle
+			case j.hold != nil:
+				row.Status, row.SendAfter, row.UpdatedAt = StatusHeld, j.hold, s.clock()
+				row.Recipient = orDefault(j.m.Recipient, row.Recipient)
+				if _, err := setStatus(j.ctx, st, j.tenant, row, StatusQueued); err != nil {
+					return err
+				}
 			case j.block != nil:
 				row.Status, row.ErrorCode, row.Error, row.UpdatedAt = j.block.status, j.block.code, truncate(j.block.reason, 1000), s.clock()
 				row.Recipient = orDefault(j.m.Recipient, row.Recipient)
@@ -220,6 +238,11 @@ func (s *Service) sendQueued(ctx context.Context, tenant string, m *Message) err
 	j := &job{ctx: ctx, tenant: tenant, m: m}
 	if err := s.prepare(ctx, j); err != nil {
 		return err
+	}
+	if j.block == nil && j.hold == nil {
+		if err := s.throttle(ctx, tenant, m.Channel); err != nil {
+			return err
+		}
 	}
 	if err := s.claims.Do(ctx, j); err != nil {
 		return err

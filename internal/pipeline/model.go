@@ -18,6 +18,8 @@ const (
 	StatusSent    = "sent"
 	StatusFailed  = "failed"
 	StatusBlocked = "blocked"
+	// StatusHeld waits for the end of the recipient's quiet hours.
+	StatusHeld = "held"
 )
 
 // SourceAPI marks messages asked for through POST /api/v1/messages.
@@ -44,8 +46,10 @@ type Message struct {
 	CreatedAt       time.Time  `json:"createdAt"`
 	UpdatedAt       time.Time  `json:"updatedAt"`
 	SentAt          *time.Time `json:"sentAt,omitempty"`
-	sourceName      string
-	runID           string
+	// SendAfter is when a message held for quiet hours goes out.
+	SendAfter  *time.Time `json:"sendAfter,omitempty"`
+	sourceName string
+	runID      string
 }
 
 // ErrRecipientNotFound is what a ContactSource returns for a contact that

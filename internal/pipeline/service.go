@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -38,7 +37,9 @@ type Deps struct {
 	StatusCallback func(tenant, channel string) string
 	// Unmatched counts provider reports about no message of ours (nil: not counted).
 	Unmatched interface{ Inc() }
-	Log       *slog.Logger
+	// Rules are quiet hours, the frequency cap and rate limits.
+	Rules Rules
+	Log   *slog.Logger
 }
 
 // Service queues and sends messages.
@@ -50,6 +51,7 @@ type Service struct {
 	progressEvery time.Duration
 	claims        *groupcommit.Batcher[*job]
 	records       *groupcommit.Batcher[*job]
+	limits        limiters
 }
 
 // maxBatch bounds the messages one claim or record transaction carries.
@@ -176,51 +178,30 @@ func (s *Service) Handle(ctx context.Context, env event.Envelope) error {
 	return s.sendQueued(ctx, env.TenantID, m)
 }
 
-// send checks, renders and sends a queued message.
+// send checks, renders and sends one queued message, on its own: the
+// path of messages a batch cannot take (a send key claimed under another
+// id, a message found in sending whose provider never saw it).
 func (s *Service) send(ctx context.Context, tenant string, m *Message) error {
-	r, err := s.Contacts.Recipient(ctx, tenant, m.ContactID)
-	switch {
-	case errors.Is(err, ErrRecipientNotFound):
-		return s.finish(ctx, tenant, m, StatusQueued, StatusBlocked, "contact_gone", "the contact was deleted or erased")
-	case err != nil:
-		return fmt.Errorf("read recipient: %w", err)
-	}
-	addr := r.Address(m.Channel)
-	if addr == "" {
-		return s.finish(ctx, tenant, m, StatusQueued, StatusBlocked, "no_address", "the contact has no address on this channel")
-	}
-	m.Recipient = addr // the contact's current address, not the one it had when queued
-	if !r.Consent[m.Channel] {
-		return s.finish(ctx, tenant, m, StatusQueued, StatusBlocked, "no_consent", "the contact has not agreed to be reached on "+m.Channel)
-	}
-	if reason, ok, err := suppressed(ctx, s.DB.Reader(), tenant, m.Channel, addr); err != nil {
+	j := &job{ctx: ctx, tenant: tenant, m: m}
+	if err := s.prepare(ctx, j); err != nil {
 		return err
-	} else if ok {
-		return s.finish(ctx, tenant, m, StatusQueued, StatusBlocked, "suppressed", "the address is suppressed ("+reason+")")
 	}
-	unsub := ""
-	if s.Links != nil {
-		unsub = s.Links.Unsubscribe(tenant, m.ID)
-	}
-	content, err := s.Renderer.Render(ctx, tenant, m.TemplateID, m.TemplateVersion, m.Channel, RenderRequest{
-		Recipient: r, MessageID: m.ID, SourceID: m.SourceID, SourceName: m.sourceName, UnsubscribeURL: unsub})
 	switch {
-	case errors.Is(err, ErrTemplate):
-		return s.finish(ctx, tenant, m, StatusQueued, StatusFailed, "template_error", err.Error())
-	case err != nil:
-		return fmt.Errorf("render: %w", err)
+	case j.hold != nil:
+		m.Status, m.SendAfter, m.UpdatedAt = StatusHeld, j.hold, s.clock()
+		_, err := setStatus(ctx, s.DB.Writer(), tenant, m, StatusQueued)
+		return err
+	case j.block != nil:
+		return s.finish(ctx, tenant, m, StatusQueued, j.block.status, j.block.code, j.block.reason)
 	}
-	provider, ok := s.Providers[m.Channel]
-	if !ok {
-		return s.finish(ctx, tenant, m, StatusQueued, StatusFailed, "no_provider", "no provider is configured for "+m.Channel)
+	if err := s.throttle(ctx, tenant, m.Channel); err != nil {
+		return err
 	}
-	content = s.withTracking(tenant, m, content, unsub)
-	m.TemplateVersion, m.Subject = content.Version, content.Subject
 	m.Status, m.Attempts, m.UpdatedAt = StatusSending, m.Attempts+1, s.clock()
 	if ok, err := setStatus(ctx, s.DB.Writer(), tenant, m, StatusQueued); err != nil || !ok {
 		return err // !ok: another delivery took it
 	}
-	receipt, err := s.call(ctx, provider, s.outgoing(tenant, m, content, unsub))
+	receipt, err := s.call(ctx, s.Providers[m.Channel], j.msg)
 	if err == nil {
 		return s.sent(ctx, tenant, m, receipt)
 	}

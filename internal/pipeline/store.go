@@ -31,7 +31,7 @@ type querier interface {
 }
 
 const messageColumns = `id, source_type, source_id, step, contact_id, channel, template_id, template_version, campaign_name, run_id,
-	recipient, subject, status, attempts, provider, external_id, error_code, error, created_at, updated_at, sent_at`
+	recipient, subject, status, attempts, provider, external_id, error_code, error, created_at, updated_at, sent_at, send_after`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -39,17 +39,21 @@ func scanMessage(r scanner) (*Message, error) {
 	var (
 		m                Message
 		created, updated int64
-		sent             sql.NullInt64
+		sent, after      sql.NullInt64
 	)
 	if err := r.Scan(&m.ID, &m.SourceType, &m.SourceID, &m.Step, &m.ContactID, &m.Channel, &m.TemplateID, &m.TemplateVersion,
 		&m.sourceName, &m.runID, &m.Recipient, &m.Subject, &m.Status, &m.Attempts, &m.Provider, &m.ExternalID, &m.ErrorCode,
-		&m.Error, &created, &updated, &sent); err != nil {
+		&m.Error, &created, &updated, &sent, &after); err != nil {
 		return nil, err
 	}
 	m.CreatedAt, m.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
 	if sent.Valid {
 		t := time.UnixMilli(sent.Int64).UTC()
 		m.SentAt = &t
+	}
+	if after.Valid {
+		t := time.UnixMilli(after.Int64).UTC()
+		m.SendAfter = &t
 	}
 	return &m, nil
 }
@@ -104,15 +108,18 @@ func byID(ctx context.Context, q querier, tenant, id string) (*Message, error) {
 // setStatus moves message id from status from to m's status and outcome;
 // it reports false when the row was not in from (another delivery moved it).
 func setStatus(ctx context.Context, q querier, tenant string, m *Message, from string) (bool, error) {
-	var sent any
+	var sent, after any
 	if m.SentAt != nil {
 		sent = m.SentAt.UnixMilli()
 	}
+	if m.SendAfter != nil {
+		after = m.SendAfter.UnixMilli()
+	}
 	res, err := q.ExecContext(ctx, `UPDATE messages SET status = $4, attempts = $5, provider = $6, external_id = $7, error_code = $8,
-		error = $9, subject = $10, template_version = $11, updated_at = $12, sent_at = $13
+		error = $9, subject = $10, template_version = $11, updated_at = $12, sent_at = $13, send_after = $14
 		WHERE tenant_id = $1 AND id = $2 AND status = $3`,
 		tenant, m.ID, from, m.Status, m.Attempts, m.Provider, m.ExternalID, m.ErrorCode, m.Error, m.Subject, m.TemplateVersion,
-		m.UpdatedAt.UnixMilli(), sent)
+		m.UpdatedAt.UnixMilli(), sent, after)
 	if err != nil {
 		return false, fmt.Errorf("update message %s: %w", m.ID, err)
 	}
