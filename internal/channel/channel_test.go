@@ -2,7 +2,13 @@ package channel
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -32,5 +38,28 @@ func TestClassification(t *testing.T) {
 		if got := c.err.Error(); len(got) < len(c.text) || got[:len(c.text)] != c.text {
 			t.Errorf("Error() = %q, want it to start with %q", got, c.text)
 		}
+	}
+}
+
+func TestDoTellsUnknownOutcomes(t *testing.T) {
+	// A server that takes the request and never answers: the outcome is unknown.
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		<-r.Context().Done()
+	}))
+	defer hang.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", hang.URL, strings.NewReader("To=%2B1555"))
+	if _, err := Do(http.DefaultClient, req); !errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("a request written and unanswered: %v, want ErrUnknownOutcome", err)
+	}
+	// A server that is not there: nothing was sent, plainly transient.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	req, _ = http.NewRequest("POST", "http://"+addr, strings.NewReader("x"))
+	if _, err := Do(http.DefaultClient, req); err == nil || errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("a refused connection: %v, want a plain error", err)
 	}
 }

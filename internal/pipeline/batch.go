@@ -187,7 +187,9 @@ func (s *Service) recordBatch(ctx context.Context, jobs []*job) []error {
 				// Never again: the provider may have it already.
 				m.Status, m.ErrorCode, m.Error, m.UpdatedAt = StatusFailed, "outcome_unknown", truncate(j.sendErr.Error(), 1000), now
 				subject = event.PipelineMessageFailed
-			case channel.IsPermanent(j.sendErr) || j.last:
+			case channel.IsPermanent(j.sendErr) || (j.last && !errors.Is(j.sendErr, channel.ErrConfiguration)):
+				// A configuration error stays queued even on the last
+				// attempt: its dead letter is replayed once it is fixed.
 				m.Status, m.ErrorCode, m.Error, m.UpdatedAt = StatusFailed, providerCode(j.sendErr), truncate(j.sendErr.Error(), 1000), now
 				subject = event.PipelineMessageFailed
 			default:

@@ -323,6 +323,17 @@ func TestProviderErrorsRetryOrFail(t *testing.T) {
 			t.Fatalf("%d provider calls, want 3", p.calls.Load())
 		}
 		f.out.Next(t)
+		// A configuration error (bad credentials) stays queued even on the
+		// last attempt, for its dead letter to be replayed once fixed.
+		f.svc.Providers = map[string]Provider{"email": &scripted{errs: []error{&channel.Error{Provider: "scripted", Code: "535", Err: channel.ErrConfiguration}}}}
+		cm := f.message(f.do(tenantA, "POST", "/api/v1/messages", `{"contactId": "ada", "channel": "email", "templateId": "hello", "sourceId": "config"}`), http.StatusAccepted)
+		if err := f.svc.Handle(bus.WithAttempt(context.Background(), 3, 3), f.out.Next(t)[0]); !errors.Is(err, channel.ErrConfiguration) {
+			t.Fatalf("configuration error on the last attempt: %v", err)
+		}
+		if got, _ := f.svc.Get(context.Background(), tenantA, cm.ID); got.Status != StatusQueued {
+			t.Fatalf("after a configuration error: %+v", got)
+		}
+		f.out.Next(t)
 		// A permanent error fails at once; a transient one on the last
 		// attempt fails too.
 		for _, c := range []struct {

@@ -210,7 +210,7 @@ func (s *Service) send(ctx context.Context, tenant string, m *Message) error {
 	if errors.Is(err, channel.ErrUnknownOutcome) {
 		return s.finish(ctx, tenant, m, StatusSending, StatusFailed, "outcome_unknown", err.Error())
 	}
-	if channel.IsPermanent(err) || attempt >= maxAttempts {
+	if channel.IsPermanent(err) || (attempt >= maxAttempts && !errors.Is(err, channel.ErrConfiguration)) {
 		return s.finish(ctx, tenant, m, StatusSending, StatusFailed, code, err.Error())
 	}
 	// Transient: back to queued, so the retry sends it (and only it).

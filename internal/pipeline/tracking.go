@@ -42,7 +42,7 @@ var pixel = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\
 
 func (h *HTTP) open(w http.ResponseWriter, r *http.Request) {
 	tenant, id, _, err := h.svc.Links.parse(linkOpen, r.PathValue("token"))
-	if err == nil {
+	if err == nil && r.Method == http.MethodGet { // a HEAD (link checkers) is no open
 		err = h.svc.track(r.Context(), tenant, id, event.PipelineMessageOpened, "")
 	}
 	if err != nil && !errors.Is(err, errBadToken) {
@@ -61,8 +61,10 @@ func (h *HTTP) click(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "This link is not valid.", http.StatusNotFound)
 		return
 	}
-	if err := h.svc.track(r.Context(), tenant, id, event.PipelineMessageClicked, target); err != nil {
-		h.svc.Log.WarnContext(r.Context(), "click not recorded", "err", err)
+	if r.Method == http.MethodGet { // a HEAD (link checkers) is no click
+		if err := h.svc.track(r.Context(), tenant, id, event.PipelineMessageClicked, target); err != nil {
+			h.svc.Log.WarnContext(r.Context(), "click not recorded", "err", err)
+		}
 	}
 	w.Header().Set("Cache-Control", "no-store, private")
 	http.Redirect(w, r, target, http.StatusFound)

@@ -24,7 +24,7 @@ import (
 // campaign for good, while transient ones end, after the pipeline's
 // retries, in the dead-letter queue and can be replayed. Test for it with
 // errors.Is to alert or pause the channel.
-var ErrConfiguration = errors.New("the SMTP server refused our configuration (TLS, credentials), not the message")
+var ErrConfiguration = channel.ErrConfiguration
 
 // ErrUnknownOutcome is wrapped by failures after the whole message was
 // written, while waiting for the server's reply to the final ".": the

@@ -23,7 +23,7 @@ import (
 // failures they end, after the pipeline's retries, in the dead-letter
 // queue, from where they can be replayed once the setting is fixed. Test
 // for it with errors.Is to alert or to pause the channel.
-var ErrConfiguration = errors.New("twilio refused the account configuration (credentials, account state or sender), not the message")
+var ErrConfiguration = channel.ErrConfiguration
 
 // Twilio error codes whose class does not follow from the HTTP status.
 // https://www.twilio.com/docs/api/errors

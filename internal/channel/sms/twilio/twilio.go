@@ -142,11 +142,11 @@ func (s *Sender) Send(ctx context.Context, m channel.Message) (channel.Receipt, 
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 
-	resp, err := s.client.Do(req)
+	resp, err := channel.Do(s.client, req)
 	if err != nil {
-		// Nothing says whether Twilio got the request: a retry may send
-		// twice, which beats never sending (Twilio's Messages API takes
-		// no idempotency key).
+		// Once the request is written, Twilio may have it: channel.Do
+		// marks that ErrUnknownOutcome, which is never retried (Twilio's
+		// Messages API takes no idempotency key).
 		return channel.Receipt{}, &channel.Error{Provider: Provider, Message: "request failed", Err: err}
 	}
 	defer resp.Body.Close()

@@ -24,7 +24,7 @@ import (
 // transient failures they end, after the pipeline's retries, in the
 // dead-letter queue, from where they can be replayed once it is fixed.
 // Test for it with errors.Is to alert or to pause the channel.
-var ErrConfiguration = errors.New("meta refused the app, token or business account, not the message")
+var ErrConfiguration = channel.ErrConfiguration
 
 // class is what a Meta error code says about retrying.
 type class int

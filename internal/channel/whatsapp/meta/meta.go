@@ -182,11 +182,11 @@ func (s *Sender) Send(ctx context.Context, m channel.Message) (channel.Receipt, 
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 
-	resp, err := s.client.Do(req)
+	resp, err := channel.Do(s.client, req)
 	if err != nil {
-		// Nothing says whether Meta got the request: a retry may send
-		// twice, which beats never sending (the Cloud API takes no
-		// idempotency key).
+		// Once the request is written, Meta may have it: channel.Do marks
+		// that ErrUnknownOutcome, which is never retried (the Cloud API
+		// takes no idempotency key).
 		return channel.Receipt{}, &channel.Error{Provider: Provider, Message: "request failed", Err: err}
 	}
 	defer resp.Body.Close()
