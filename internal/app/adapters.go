@@ -99,6 +99,31 @@ func (c pipelineContacts) Recipient(ctx context.Context, tenant, id string) (pip
 	if ct.Erased() {
 		return pipeline.Recipient{}, pipeline.ErrRecipientNotFound
 	}
+	return recipient(ct)
+}
+
+// Recipients reads a batch of recipients at once; erased and missing
+// contacts are left out.
+func (c pipelineContacts) Recipients(ctx context.Context, tenant string, ids []string) (map[string]pipeline.Recipient, error) {
+	cs, err := c.svc.GetMany(ctx, tenant, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]pipeline.Recipient, len(cs))
+	for _, ct := range cs {
+		if ct.Erased() {
+			continue
+		}
+		r, err := recipient(ct)
+		if err != nil {
+			return nil, err
+		}
+		out[ct.ID] = r
+	}
+	return out, nil
+}
+
+func recipient(ct *contacts.Contact) (pipeline.Recipient, error) {
 	attrs, err := decodeAttributes(ct)
 	if err != nil {
 		return pipeline.Recipient{}, err

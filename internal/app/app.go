@@ -242,7 +242,7 @@ func (a *App) wirePipeline() error {
 	svc.Unmatched = unmatched
 	a.pending = append(a.pending,
 		a.consumerOptions(pipeline.ConsumerName, []string{event.PipelineMessageQueued}, svc.Handle, max(a.cfg.Consumer.Concurrency, 256)),
-		a.consumerOptions(pipeline.WebhookConsumerName, pipeline.WebhookFilters, svc.HandleReport, a.cfg.Consumer.Concurrency))
+		a.consumerOptions(pipeline.WebhookConsumerName, pipeline.WebhookFilters, svc.HandleReport, max(a.cfg.Consumer.Concurrency, 256)))
 	return nil
 }
 
@@ -304,7 +304,7 @@ func (a *App) providers() (map[string]pipeline.Provider, *pipeline.Sandbox, erro
 	var sandbox *pipeline.Sandbox
 	for _, ch := range event.Channels {
 		sandbox = pipeline.NewSandbox(a.db, ch)
-		sandbox.ReportDeliveries(a.outbox)
+		sandbox.ReportDeliveries()
 		providers[ch] = sandbox
 		a.sandboxes = append(a.sandboxes, sandbox)
 	}

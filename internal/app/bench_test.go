@@ -128,7 +128,7 @@ func BenchmarkPipelineSandbox(b *testing.B) {
 				}
 				for {
 					var sent int
-					if err := a.DB().Reader().QueryRow(`SELECT count(*) FROM messages WHERE status = 'sent'`).Scan(&sent); err != nil {
+					if err := a.DB().Reader().QueryRow(`SELECT count(*) FROM messages WHERE status IN ('sent', 'delivered')`).Scan(&sent); err != nil {
 						b.Fatal(err)
 					}
 					if sent == n {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/channel"
@@ -36,17 +37,21 @@ const (
 
 // job is one queued message on its way through the batches.
 type job struct {
-	ctx     context.Context
-	tenant  string
-	m       *Message
-	row     *Message
-	block   *blockReason
-	hold    *time.Time // quiet hours: send then
-	msg     channel.Message
-	next    next
-	receipt channel.Receipt
-	sendErr error
-	last    bool // the bus will not deliver it again
+	ctx    context.Context
+	tenant string
+	m      *Message
+	row    *Message
+	block  *blockReason
+	hold   *time.Time // quiet hours: send then
+	// Read in bulk by readBatch before prepare, when it could.
+	preRead     bool
+	recipient   *Recipient // nil when the contact is gone
+	suppression string     // the reason, "" when not suppressed
+	msg         channel.Message
+	next        next
+	receipt     channel.Receipt
+	sendErr     error
+	last        bool // the bus will not deliver it again
 }
 
 type blockReason struct{ status, code, reason string }
@@ -56,7 +61,17 @@ type blockReason struct{ status, code, reason string }
 // an error only for a failure worth retrying.
 func (s *Service) prepare(ctx context.Context, j *job) error {
 	m := j.m
-	r, err := s.Contacts.Recipient(ctx, j.tenant, m.ContactID)
+	var r Recipient
+	var err error
+	if j.preRead {
+		if j.recipient == nil {
+			err = ErrRecipientNotFound
+		} else {
+			r = *j.recipient
+		}
+	} else {
+		r, err = s.Contacts.Recipient(ctx, j.tenant, m.ContactID)
+	}
 	switch {
 	case errors.Is(err, ErrRecipientNotFound):
 		j.block = &blockReason{StatusBlocked, "contact_gone", "the contact was deleted or erased"}
@@ -74,9 +89,13 @@ func (s *Service) prepare(ctx context.Context, j *job) error {
 		return nil
 	}
 	m.Recipient = addr
-	if reason, ok, err := suppressed(ctx, s.DB.Reader(), j.tenant, m.Channel, addr); err != nil {
-		return err
-	} else if ok {
+	reason, ok := j.suppression, j.suppression != ""
+	if !j.preRead {
+		if reason, ok, err = suppressed(ctx, s.DB.Reader(), j.tenant, m.Channel, addr); err != nil {
+			return err
+		}
+	}
+	if ok {
 		j.block = &blockReason{StatusBlocked, "suppressed", "the address is suppressed (" + reason + ")"}
 		return nil
 	}
@@ -210,6 +229,11 @@ func (s *Service) recordBatch(ctx context.Context, jobs []*job) []error {
 				return err
 			}
 			envs = append(envs, env)
+			if rep, ok, err := s.sandboxReport(j.ctx, j.tenant, m, subject); err != nil {
+				return err
+			} else if ok {
+				envs = append(envs, rep)
+			}
 		}
 		return emit(envs...)
 	})
@@ -238,7 +262,7 @@ func orDefault(v, def string) string {
 // sendQueued takes one queued message through the batches.
 func (s *Service) sendQueued(ctx context.Context, tenant string, m *Message) error {
 	j := &job{ctx: ctx, tenant: tenant, m: m}
-	if err := s.prepare(ctx, j); err != nil {
+	if err := s.reads.Do(ctx, j); err != nil {
 		return err
 	}
 	if j.block == nil && j.hold == nil {
@@ -261,4 +285,96 @@ func (s *Service) sendQueued(ctx context.Context, tenant string, m *Message) err
 	attempt, maxAttempts := bus.Attempt(ctx)
 	j.last = attempt >= maxAttempts
 	return s.records.Do(ctx, j)
+}
+
+// BatchContactSource is a ContactSource that reads many recipients at once;
+// the pipeline uses it when the source offers it.
+type BatchContactSource interface {
+	Recipients(ctx context.Context, tenant string, ids []string) (map[string]Recipient, error)
+}
+
+// readBatch prepares a batch of messages: their recipients and their
+// suppressions read in a few queries per tenant instead of a few per
+// message, then each message checked and rendered.
+func (s *Service) readBatch(ctx context.Context, jobs []*job) []error {
+	errs := make([]error, len(jobs))
+	if bs, ok := s.Contacts.(BatchContactSource); ok {
+		byTenant := map[string][]*job{}
+		for _, j := range jobs {
+			byTenant[j.tenant] = append(byTenant[j.tenant], j)
+		}
+		for tenant, tj := range byTenant {
+			if err := s.readTenant(ctx, bs, tenant, tj); err != nil {
+				for _, j := range tj {
+					j.preRead = false // read them one by one below instead
+				}
+				s.Log.WarnContext(ctx, "bulk recipient read failed; reading one by one", "err", err)
+			}
+		}
+	}
+	for i, j := range jobs {
+		errs[i] = s.prepare(j.ctx, j)
+	}
+	return errs
+}
+
+func (s *Service) readTenant(ctx context.Context, bs BatchContactSource, tenant string, jobs []*job) error {
+	ids := make([]string, 0, len(jobs))
+	for _, j := range jobs {
+		ids = append(ids, j.m.ContactID)
+	}
+	rs, err := bs.Recipients(ctx, tenant, ids)
+	if err != nil {
+		return err
+	}
+	var addrs []any
+	for _, j := range jobs {
+		if r, ok := rs[j.m.ContactID]; ok {
+			j.recipient = &r
+			if a := r.Address(j.m.Channel); a != "" {
+				addrs = append(addrs, a)
+			}
+		}
+		j.preRead = true
+	}
+	if len(addrs) == 0 {
+		return nil
+	}
+	marks := make([]string, len(addrs))
+	for i := range addrs {
+		marks[i] = fmt.Sprintf("$%d", i+2)
+	}
+	rows, err := s.DB.Reader().QueryContext(ctx, `SELECT channel, address, reason FROM suppressions WHERE tenant_id = $1 AND address IN (`+
+		strings.Join(marks, ",")+`)`, append([]any{tenant}, addrs...)...)
+	if err != nil {
+		return fmt.Errorf("read suppressions: %w", err)
+	}
+	defer rows.Close()
+	reasons := map[string]string{}
+	for rows.Next() {
+		var ch, addr, reason string
+		if err := rows.Scan(&ch, &addr, &reason); err != nil {
+			return fmt.Errorf("read suppressions: %w", err)
+		}
+		reasons[ch+" "+addr] = reason
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read suppressions: %w", err)
+	}
+	for _, j := range jobs {
+		if j.recipient != nil {
+			j.suppression = reasons[j.m.Channel+" "+j.recipient.Address(j.m.Channel)]
+		}
+	}
+	return nil
+}
+
+// sandboxReport is the sandbox's delivery report for a message just
+// recorded as sent through it.
+func (s *Service) sandboxReport(ctx context.Context, tenant string, m *Message, subject string) (event.Envelope, bool, error) {
+	sb, ok := s.Providers[m.Channel].(*Sandbox)
+	if !ok || subject != event.PipelineMessageSent || m.Provider != "sandbox" {
+		return event.Envelope{}, false, nil
+	}
+	return sb.report(ctx, tenant, m)
 }

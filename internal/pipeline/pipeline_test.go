@@ -35,6 +35,18 @@ func (r recipients) Recipient(_ context.Context, tenant, id string) (Recipient, 
 	return Recipient{}, ErrRecipientNotFound
 }
 
+// Recipients reads many at once, as the contacts module does, so the tests
+// take the pipeline's bulk read path.
+func (r recipients) Recipients(ctx context.Context, tenant string, ids []string) (map[string]Recipient, error) {
+	out := map[string]Recipient{}
+	for _, id := range ids {
+		if rc, err := r.Recipient(ctx, tenant, id); err == nil {
+			out[id] = rc
+		}
+	}
+	return out, nil
+}
+
 // renderer is the templates module as the pipeline sees it: "hello" is an
 // email template, "broken" fails.
 type renderer struct{}

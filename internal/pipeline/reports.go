@@ -80,28 +80,58 @@ func (s *Service) HandleReport(ctx context.Context, env event.Envelope) error {
 	}
 	out := messageData(m)
 	out.OccurredAt, out.URL, out.BounceType, out.Reason, out.ErrorCode = d.OccurredAt, d.URL, d.BounceType, d.Reason, ""
-	return s.Outbox.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
-		if first, err := store.MarkProcessed(ctx, tx, WebhookConsumerName, env.ID); err != nil || !first {
-			return err
-		}
-		if status != "" {
-			if _, err := tx.ExecContext(ctx, `UPDATE messages SET status = $3, error = $4, updated_at = $5
-				WHERE tenant_id = $1 AND id = $2 AND status IN ('sent', 'delivered')`, tenant, m.ID, status, truncate(d.Reason, 1000), s.clock().UnixMilli()); err != nil {
-				return fmt.Errorf("record message status: %w", err)
+	return s.reports.Do(ctx, &reportJob{ctx: ctx, env: env, tenant: tenant, m: m, subject: subject, status: status,
+		suppress: suppress, reason: d.Reason, out: out})
+}
+
+// reportJob is one provider report on its way into a batch.
+type reportJob struct {
+	ctx                               context.Context
+	env                               event.Envelope
+	tenant                            string
+	m                                 *Message
+	subject, status, suppress, reason string
+	out                               event.MessageData
+}
+
+// applyReports records a batch of reports in one transaction: each once
+// (by event id), with its status, suppression and event.
+func (s *Service) applyReports(ctx context.Context, jobs []*reportJob) []error {
+	err := s.Outbox.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		st := store.NewStmtCache(tx)
+		defer st.Close()
+		var envs []event.Envelope
+		for _, j := range jobs {
+			res, err := st.ExecContext(j.ctx, `INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+				WebhookConsumerName, j.env.ID, s.clock().UnixMilli())
+			if err != nil {
+				return fmt.Errorf("record report: %w", err)
 			}
-		}
-		if suppress != "" {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO suppressions (tenant_id, channel, address, reason, created_at)
-				VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, tenant, m.Channel, m.Recipient, suppress, s.clock().UnixMilli()); err != nil {
-				return fmt.Errorf("suppress: %w", err)
+			if n, _ := res.RowsAffected(); n == 0 {
+				continue // a redelivery, or the same report twice in the batch
 			}
+			if j.status != "" {
+				if _, err := st.ExecContext(j.ctx, `UPDATE messages SET status = $3, error = $4, updated_at = $5
+					WHERE tenant_id = $1 AND id = $2 AND status IN ('sent', 'delivered')`, j.tenant, j.m.ID, j.status,
+					truncate(j.reason, 1000), s.clock().UnixMilli()); err != nil {
+					return fmt.Errorf("record message status: %w", err)
+				}
+			}
+			if j.suppress != "" {
+				if _, err := st.ExecContext(j.ctx, `INSERT INTO suppressions (tenant_id, channel, address, reason, created_at)
+					VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, j.tenant, j.m.Channel, j.m.Recipient, j.suppress, s.clock().UnixMilli()); err != nil {
+					return fmt.Errorf("suppress: %w", err)
+				}
+			}
+			e, err := event.New(j.ctx, j.subject, event.SourcePipeline, j.tenant, j.out)
+			if err != nil {
+				return err
+			}
+			envs = append(envs, e)
 		}
-		e, err := event.New(ctx, subject, event.SourcePipeline, tenant, out)
-		if err != nil {
-			return err
-		}
-		return emit(e)
+		return emit(envs...)
 	})
+	return all(len(jobs), err)
 }
 
 // reportOutcome maps a report to the event to publish, the status to

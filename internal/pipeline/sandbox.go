@@ -11,7 +11,6 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/channel"
 	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/platform/groupcommit"
-	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 )
 
@@ -21,10 +20,9 @@ import (
 type Sandbox struct {
 	db      *store.DB
 	channel string
-	// reports, when set, receives the delivery report a provider would
-	// send (webhook.<channel>.delivered), in the transaction that stores
-	// the message.
-	reports *outbox.Outbox
+	// reports says whether the sandbox reports each accepted message as
+	// delivered (webhook.<channel>.delivered), as a provider would.
+	reports bool
 	// writes batches concurrent sends into one transaction, as a real
 	// provider's API absorbs concurrent calls.
 	writes *groupcommit.Batcher[channel.Message]
@@ -40,8 +38,8 @@ func NewSandbox(db *store.DB, ch string) *Sandbox {
 
 // ReportDeliveries makes the sandbox report each accepted message as
 // delivered, as a provider's webhook would, so the whole flow runs without
-// accounts; the reports go through ob.
-func (s *Sandbox) ReportDeliveries(ob *outbox.Outbox) { s.reports = ob }
+// accounts.
+func (s *Sandbox) ReportDeliveries() { s.reports = true }
 
 // deliveredSubjects are the subjects providers report delivery on.
 var deliveredSubjects = map[string]string{event.ChannelEmail: event.WebhookEmailDelivered,
@@ -87,11 +85,10 @@ func (s *Sandbox) Send(ctx context.Context, m channel.Message) (channel.Receipt,
 
 // store writes a batch of sends in one transaction.
 func (s *Sandbox) store(ctx context.Context, batch []channel.Message) []error {
-	write := func(tx *sql.Tx, emit outbox.Emit) error {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		st := store.NewStmtCache(tx)
 		defer st.Close()
 		now := time.Now().UnixMilli()
-		var reports []event.Envelope
 		for _, m := range batch {
 			headers, _ := json.Marshal(m.Headers)
 			tpl := ""
@@ -99,35 +96,30 @@ func (s *Sandbox) store(ctx context.Context, batch []channel.Message) []error {
 				b, _ := json.Marshal(m.Template)
 				tpl = string(b)
 			}
-			res, err := st.ExecContext(ctx, `INSERT INTO sandbox_messages (tenant_id, id, message_id, channel, recipient, sender,
+			if _, err := st.ExecContext(ctx, `INSERT INTO sandbox_messages (tenant_id, id, message_id, channel, recipient, sender,
 				subject, html, text, headers, template, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 				ON CONFLICT DO NOTHING`, m.Tenant, "sbx_"+m.ID, m.ID, s.channel, m.To, m.From, m.Subject, m.HTML, m.Text,
-				string(headers), tpl, now)
-			if err != nil {
+				string(headers), tpl, now); err != nil {
 				return err
 			}
-			if n, _ := res.RowsAffected(); n == 1 && emit != nil {
-				env, err := event.New(ctx, deliveredSubjects[s.channel], event.SourcePipeline, m.Tenant, event.ProviderEventData{
-					Provider: "sandbox", Channel: s.channel, ExternalID: "sbx_" + m.ID, MessageID: m.ID, RecipientAddress: m.To,
-					Status: "delivered", OccurredAt: event.Time{Time: time.UnixMilli(now).UTC()}})
-				if err != nil {
-					return err
-				}
-				reports = append(reports, env)
-			}
 		}
-		if emit == nil {
-			return nil
-		}
-		return emit(reports...)
-	}
-	var err error
-	if s.reports != nil {
-		err = s.reports.InTx(ctx, write)
-	} else {
-		err = s.db.InTx(ctx, func(tx *sql.Tx) error { return write(tx, nil) })
-	}
+		return nil
+	})
 	return all(len(batch), err)
+}
+
+// report is the delivery report the sandbox sends for an accepted message,
+// as a provider's webhook would; false when it reports nothing. The
+// pipeline writes it with its record of the send, so the report never
+// outruns that record.
+func (s *Sandbox) report(ctx context.Context, tenant string, m *Message) (event.Envelope, bool, error) {
+	if !s.reports {
+		return event.Envelope{}, false, nil
+	}
+	env, err := event.New(ctx, deliveredSubjects[s.channel], event.SourcePipeline, tenant, event.ProviderEventData{
+		Provider: "sandbox", Channel: s.channel, ExternalID: m.ExternalID, MessageID: m.ID, RecipientAddress: m.Recipient,
+		Status: "delivered", OccurredAt: event.Time{Time: time.Now().UTC().Truncate(time.Millisecond)}})
+	return env, err == nil, err
 }
 
 // Accepted reports whether the sandbox holds the message.

@@ -49,6 +49,8 @@ type Service struct {
 	// progressEvery is how often a long provider call tells the bus the
 	// message is still being worked on.
 	progressEvery time.Duration
+	reads         *groupcommit.Batcher[*job]
+	reports       *groupcommit.Batcher[*reportJob]
 	claims        *groupcommit.Batcher[*job]
 	records       *groupcommit.Batcher[*job]
 	limits        limiters
@@ -61,6 +63,8 @@ const maxBatch = 256
 // delivers, and Stop it after.
 func New(deps Deps) *Service {
 	s := &Service{Deps: deps, now: time.Now, progressEvery: 10 * time.Second}
+	s.reads = groupcommit.New(maxBatch, s.readBatch)
+	s.reports = groupcommit.New(maxBatch, s.applyReports)
 	s.claims = groupcommit.New(maxBatch, s.claimBatch)
 	s.records = groupcommit.New(maxBatch, s.recordBatch)
 	return s
@@ -68,6 +72,12 @@ func New(deps Deps) *Service {
 
 // Start runs the batch loops.
 func (s *Service) Start(ctx context.Context) error {
+	if err := s.reads.Start(ctx); err != nil {
+		return err
+	}
+	if err := s.reports.Start(ctx); err != nil {
+		return err
+	}
 	if err := s.claims.Start(ctx); err != nil {
 		return err
 	}
@@ -76,6 +86,8 @@ func (s *Service) Start(ctx context.Context) error {
 
 // Stop finishes the batches in flight; call it once the consumer stopped.
 func (s *Service) Stop() {
+	s.reads.Stop()
+	s.reports.Stop()
 	s.claims.Stop()
 	s.records.Stop()
 }
@@ -309,6 +321,11 @@ func (s *Service) sent(ctx context.Context, tenant string, m *Message, receipt c
 		env, err := event.New(ctx, event.PipelineMessageSent, event.SourcePipeline, tenant, messageData(m))
 		if err != nil {
 			return err
+		}
+		if rep, ok, err := s.sandboxReport(ctx, tenant, m, event.PipelineMessageSent); err != nil {
+			return err
+		} else if ok {
+			return emit(env, rep)
 		}
 		return emit(env)
 	})

@@ -40,6 +40,7 @@ type Service struct {
 	// compiled caches parsed versions by tenant, id and version: versions
 	// never change, and parsing a newsletter costs more than rendering it.
 	compiled sync.Map // versionKey -> *Compiled
+	heads    sync.Map // versionKey{tenant, id} -> head
 }
 
 type versionKey struct {
@@ -275,6 +276,7 @@ func (s *Service) change(ctx context.Context, tenant, id string, fn func(tx quer
 	if err != nil {
 		return nil, err
 	}
+	s.heads.Delete(versionKey{tenant: tenant, id: id}) // this instance sees the change at once
 	return t, nil
 }
 
@@ -374,6 +376,7 @@ func (s *Service) Delete(ctx context.Context, tenant, id string) error {
 		if err != nil {
 			return err
 		}
+		s.heads.Delete(versionKey{tenant: tenant, id: id})
 		return emit(env)
 	})
 }
@@ -435,15 +438,9 @@ func (c *Compiled) Render(data *render.Data) (*Rendered, error) {
 // Compiled versions are cached (versions never change), so a send reads
 // only the template's status and current version from the database.
 func (s *Service) Render(ctx context.Context, tenant, id string, version int64, data *render.Data) (*Rendered, error) {
-	var ch, status string
-	var current int64
-	err := s.db.Reader().QueryRowContext(ctx, `SELECT channel, status, version FROM templates WHERE tenant_id = $1 AND id = $2`,
-		tenant, id).Scan(&ch, &status, &current)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, notFound(id)
-	}
+	ch, status, current, err := s.head(ctx, tenant, id)
 	if err != nil {
-		return nil, fmt.Errorf("read template %s: %w", id, err)
+		return nil, err
 	}
 	if version <= 0 {
 		version = current
@@ -469,4 +466,36 @@ func (s *Service) Render(ctx context.Context, tenant, id string, version int64, 
 	r.Version, r.Channel, r.Status = version, ch, status
 	r.From, r.FromName, r.ReplyTo = c.Content.From, c.Content.FromName, c.Content.ReplyTo
 	return r, nil
+}
+
+// headTTL is how long a template's channel, status and current version are
+// trusted from memory by Render: a campaign renders the same template
+// thousands of times a second, and an archive or a new version takes
+// effect within it.
+const headTTL = time.Second
+
+type head struct {
+	channel, status string
+	version         int64
+	read            time.Time
+}
+
+func (s *Service) head(ctx context.Context, tenant, id string) (string, string, int64, error) {
+	key := versionKey{tenant: tenant, id: id}
+	if h, ok := s.heads.Load(key); ok && time.Since(h.(head).read) < headTTL {
+		h := h.(head)
+		return h.channel, h.status, h.version, nil
+	}
+	var h head
+	err := s.db.Reader().QueryRowContext(ctx, `SELECT channel, status, version FROM templates WHERE tenant_id = $1 AND id = $2`,
+		tenant, id).Scan(&h.channel, &h.status, &h.version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", 0, notFound(id)
+	}
+	if err != nil {
+		return "", "", 0, fmt.Errorf("read template %s: %w", id, err)
+	}
+	h.read = time.Now()
+	s.heads.Store(key, h)
+	return h.channel, h.status, h.version, nil
 }

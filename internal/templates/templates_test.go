@@ -377,3 +377,20 @@ func TestConcurrentCreatesOfOneName(t *testing.T) {
 		}
 	})
 }
+
+// TestRenderSeesLifecycleChangesAtOnce: Render keeps a template's status
+// in memory for a moment; a change made here is seen at once.
+func TestRenderSeesLifecycleChangesAtOnce(t *testing.T) {
+	f := newFixture(t, storetest.Open(t, store.SQLite))
+	ctx := context.Background()
+	tpl := f.template(f.do(tenantA, "POST", "/api/v1/templates", emailTemplate), 201)
+	for _, step := range []struct{ action, want string }{{"", StatusCreated}, {"activate", StatusActive}, {"archive", StatusArchived}} {
+		if step.action != "" {
+			f.do(tenantA, "POST", "/api/v1/templates/"+tpl.ID+"/"+step.action, "")
+		}
+		r, err := f.svc.Render(ctx, tenantA, tpl.ID, 0, &render.Data{})
+		if err != nil || r.Status != step.want {
+			t.Fatalf("after %q: %+v %v", step.action, r, err)
+		}
+	}
+}
