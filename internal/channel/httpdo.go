@@ -1,8 +1,10 @@
 package channel
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptrace"
 )
@@ -26,4 +28,34 @@ func Do(client *http.Client, req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
 	}
 	return resp, err
+}
+
+// Answer is a provider API's response, its body read.
+type Answer struct {
+	*http.Response
+	Body []byte
+	// ReadErr is a failure to read the body; for a 2xx it means the
+	// provider took the message but we cannot tell its id.
+	ReadErr error
+}
+
+// Post sends body to a provider's HTTP API and reads at most maxBody bytes
+// of the answer. A failure to get an answer is a transient *Error of
+// provider, wrapping ErrUnknownOutcome once the request was written (see
+// Do): neither Twilio's nor Meta's API takes an idempotency key.
+func Post(ctx context.Context, client *http.Client, provider, url string, body io.Reader, header http.Header, maxBody int64) (Answer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, body)
+	if err != nil {
+		return Answer{}, &Error{Provider: provider, Message: "building the request", Err: err}
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := Do(client, req)
+	if err != nil {
+		return Answer{}, &Error{Provider: provider, Message: "request failed", Err: err}
+	}
+	defer resp.Body.Close()
+	b, readErr := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	return Answer{Response: resp, Body: b, ReadErr: readErr}, nil
 }

@@ -2,10 +2,10 @@ package twilio
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -134,28 +134,20 @@ func (s *Sender) Send(ctx context.Context, m channel.Message) (channel.Receipt, 
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, strings.NewReader(form.Encode()))
+	header := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Accept": {"application/json"},
+		"Authorization": {"Basic " + basicAuth(s.cfg.AccountSID, s.cfg.AuthToken)}}
+	ans, err := channel.Post(ctx, s.client, Provider, s.endpoint, strings.NewReader(form.Encode()), header, maxResponseBytes)
 	if err != nil {
-		return channel.Receipt{}, &channel.Error{Provider: Provider, Message: "building the request", Err: err}
+		return channel.Receipt{}, err
 	}
-	req.SetBasicAuth(s.cfg.AccountSID, s.cfg.AuthToken)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
+	if ans.StatusCode >= 200 && ans.StatusCode < 300 {
+		return accepted(ans.StatusCode, ans.Body, ans.ReadErr)
+	}
+	return channel.Receipt{}, refusal(ans.Response, ans.Body)
+}
 
-	resp, err := channel.Do(s.client, req)
-	if err != nil {
-		// Once the request is written, Twilio may have it: channel.Do
-		// marks that ErrUnknownOutcome, which is never retried (Twilio's
-		// Messages API takes no idempotency key).
-		return channel.Receipt{}, &channel.Error{Provider: Provider, Message: "request failed", Err: err}
-	}
-	defer resp.Body.Close()
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return accepted(resp.StatusCode, body, readErr)
-	}
-	return channel.Receipt{}, refusal(resp, body)
+func basicAuth(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
 }
 
 // accepted reads the Message SID out of a 2xx answer. Twilio has taken the

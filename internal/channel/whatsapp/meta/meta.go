@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -174,28 +173,15 @@ func (s *Sender) Send(ctx context.Context, m channel.Message) (channel.Receipt, 
 	defer cancel()
 
 	endpoint := s.base + "/" + s.cfg.APIVersion + "/" + url.PathEscape(phoneID) + "/messages"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(payload))
+	header := http.Header{"Authorization": {"Bearer " + s.cfg.AccessToken}, "Content-Type": {"application/json"}, "Accept": {"application/json"}}
+	ans, err := channel.Post(ctx, s.client, Provider, endpoint, bytes.NewReader(payload), header, maxResponseBytes)
 	if err != nil {
-		return channel.Receipt{}, &channel.Error{Provider: Provider, Message: "building the request", Err: err}
+		return channel.Receipt{}, err
 	}
-	req.Header.Set("Authorization", "Bearer "+s.cfg.AccessToken)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-
-	resp, err := channel.Do(s.client, req)
-	if err != nil {
-		// Once the request is written, Meta may have it: channel.Do marks
-		// that ErrUnknownOutcome, which is never retried (the Cloud API
-		// takes no idempotency key).
-		return channel.Receipt{}, &channel.Error{Provider: Provider, Message: "request failed", Err: err}
+	if ans.StatusCode >= 200 && ans.StatusCode < 300 {
+		return accepted(ans.StatusCode, ans.Body, ans.ReadErr)
 	}
-	defer resp.Body.Close()
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return accepted(resp.StatusCode, body, readErr)
-	}
-	return channel.Receipt{}, refusal(resp, body)
+	return channel.Receipt{}, refusal(ans.Response, ans.Body)
 }
 
 // accepted reads the message ID out of a 2xx answer
