@@ -7,6 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // ErrConfiguration marks a provider's refusal of our settings (credentials,
@@ -58,4 +61,29 @@ func Post(ctx context.Context, client *http.Client, provider, url string, body i
 	defer resp.Body.Close()
 	b, readErr := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	return Answer{Response: resp, Body: b, ReadErr: readErr}, nil
+}
+
+// MaxRetryAfter bounds the wait a Retry-After header can ask for.
+const MaxRetryAfter = 24 * time.Hour
+
+// ParseRetryAfter reads a Retry-After header value: delay-seconds or an
+// HTTP date. Anything else, or a date in the past, is no wait.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if err != nil || secs > uint64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter
+		}
+		d = time.Duration(secs) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	}
+	if d < 0 {
+		return 0
+	}
+	return min(d, MaxRetryAfter)
 }

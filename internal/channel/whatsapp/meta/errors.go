@@ -2,7 +2,6 @@ package meta
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -167,27 +166,8 @@ func refusal(resp *http.Response, body []byte) error {
 	return e
 }
 
-// maxRetryAfter bounds the wait a Retry-After header can ask for.
-const maxRetryAfter = 24 * time.Hour
+// retryAfter reads a Retry-After header (see channel.ParseRetryAfter).
+func retryAfter(v string, now time.Time) time.Duration { return channel.ParseRetryAfter(v, now) }
 
-// retryAfter reads a Retry-After header: delay-seconds or an HTTP date.
-// Anything else, or a date in the past, is no wait.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
-		if err != nil || secs > uint64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(secs) * time.Second
-	} else if at, err := http.ParseTime(v); err == nil {
-		d = at.Sub(now)
-	}
-	if d < 0 {
-		return 0
-	}
-	return min(d, maxRetryAfter)
-}
+// maxRetryAfter is the longest wait honoured (channel.MaxRetryAfter).
+const maxRetryAfter = channel.MaxRetryAfter
