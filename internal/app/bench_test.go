@@ -72,6 +72,20 @@ func BenchmarkContactCreateAPI(b *testing.B) {
 // recipient read, consent and suppression checks, render, provider,
 // events, all through the real bus.
 func BenchmarkPipelineSandbox(b *testing.B) {
+	benchmarkPipeline(b, nil)
+}
+
+// BenchmarkPipelineSMTP is BenchmarkPipelineSandbox with email.provider
+// smtp, to an SMTP server on loopback that discards what it receives.
+func BenchmarkPipelineSMTP(b *testing.B) {
+	benchmarkPipeline(b, func(b *testing.B, cfg *config.Config) {
+		port := startDiscardSMTP(b)
+		cfg.Email.Provider = config.ProviderSMTP
+		cfg.Email.SMTP = config.SMTPConfig{Host: "127.0.0.1", Port: port, Security: "none", PoolSize: 8}
+	})
+}
+
+func benchmarkPipeline(b *testing.B, configure func(*testing.B, *config.Config)) {
 	n := 20_000
 	if v, err := strconv.Atoi(os.Getenv("BENCH_MESSAGES")); err == nil && v > 0 {
 		n = v
@@ -81,6 +95,9 @@ func BenchmarkPipelineSandbox(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				cfg := testConfig(b, storetest.URL(b, kind))
+				if configure != nil {
+					configure(b, &cfg)
+				}
 				// The pipeline and what it reads and feeds; not segments,
 				// whose evaluation of the imported contacts would run
 				// alongside.
@@ -137,6 +154,7 @@ func BenchmarkPipelineSandbox(b *testing.B) {
 					time.Sleep(20 * time.Millisecond)
 				}
 				b.ReportMetric(float64(n)/time.Since(start).Seconds(), "msgs/s")
+				b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
 			}
 		})
 	}
@@ -182,4 +200,20 @@ func activeTemplate(b *testing.B, a *app.App, tenant string) string {
 		b.Fatalf("activate: %v %v", resp, err)
 	}
 	return doc.Data.ID
+}
+
+// peakRSSMiB is the process's peak resident memory (Linux), the whole test
+// binary included.
+func peakRSSMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return float64(kb) / 1024
+		}
+	}
+	return 0
 }
