@@ -241,8 +241,8 @@ func (a *App) wirePipeline() error {
 	a.registry.MustRegister(unmatched)
 	svc.Unmatched = unmatched
 	a.pending = append(a.pending,
-		a.consumerOptions(pipeline.ConsumerName, []string{event.PipelineMessageQueued}, svc.Handle, max(a.cfg.Consumer.Concurrency, 256)),
-		a.consumerOptions(pipeline.WebhookConsumerName, pipeline.WebhookFilters, svc.HandleReport, max(a.cfg.Consumer.Concurrency, 256)))
+		a.consumerOptions(pipeline.ConsumerName, []string{event.PipelineMessageQueued}, svc.Handle, max(a.cfg.Consumer.Concurrency, 2048)),
+		a.consumerOptions(pipeline.WebhookConsumerName, pipeline.WebhookFilters, svc.HandleReport, max(a.cfg.Consumer.Concurrency, 1024)))
 	return nil
 }
 

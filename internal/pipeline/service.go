@@ -57,7 +57,7 @@ type Service struct {
 }
 
 // maxBatch bounds the messages one claim or record transaction carries.
-const maxBatch = 256
+const maxBatch = 512
 
 // New returns the pipeline over deps. Start it before its consumer
 // delivers, and Stop it after.
