@@ -157,7 +157,7 @@ func (t pipelineTemplates) Render(ctx context.Context, tenant, id string, versio
 	switch {
 	case out.Channel != ch:
 		return pipeline.Content{}, fmt.Errorf("%w: template %s is for %s, the message for %s", pipeline.ErrTemplate, id, out.Channel, ch)
-	case out.Status != templates.StatusActive:
+	case out.Status != templates.StatusActive && !(req.Draft && out.Status == templates.StatusCreated):
 		return pipeline.Content{}, fmt.Errorf("%w: template %s is %s; activate it to send with it", pipeline.ErrTemplate, id, out.Status)
 	}
 	c := pipeline.Content{Version: out.Version, Subject: out.Subject, HTML: out.HTML, Text: out.Text, Body: out.Body,

@@ -291,3 +291,25 @@ func TestSMSThroughTwilioShapedAPI(t *testing.T) {
 		return m["data"].(map[string]any)["status"] == "delivered" && total(t, ca, "subject=pipeline.message.delivered") == 1
 	})
 }
+
+// TestTestSendOfADraft: a template still in draft can be sent as a test
+// to the caller's own address; it cannot be sent to contacts.
+func TestTestSendOfADraft(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, testConfig(t, ""))
+	ca, _ := twoTenants(t, a)
+	_, doc := ca.do("POST", "/api/v1/templates", `{"name": "Draft", "channel": "email", "content": {"subject": "Draft for {{contact.firstName | default: \"you\"}}", "text": "Hi"}}`)
+	tpl := doc["data"].(map[string]any)["id"].(string)
+	status, doc := ca.do("POST", "/api/v1/messages/test", `{"templateId": "`+tpl+`", "channel": "email", "to": "editor@example.edu"}`)
+	if status != 200 || doc["data"].(map[string]any)["subject"] != "Draft for you" {
+		t.Fatalf("test send of a draft: %d %v", status, doc)
+	}
+	_, sb := ca.do("GET", "/api/v1/sandbox/messages?to=editor@example.edu", "")
+	if len(sb["data"].([]any)) != 1 {
+		t.Fatalf("sandbox %v", sb)
+	}
+	ca.do("POST", "/api/v1/templates/"+tpl+"/archive", "")
+	if status, doc := ca.do("POST", "/api/v1/messages/test", `{"templateId": "`+tpl+`", "channel": "email", "to": "editor@example.edu"}`); status != 400 {
+		t.Fatalf("test send of an archived template: %d %v", status, doc)
+	}
+}

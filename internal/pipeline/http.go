@@ -30,6 +30,7 @@ func NewHTTP(svc *Service, sandbox *Sandbox) *HTTP { return &HTTP{svc: svc, sand
 func (h *HTTP) RegisterRoutes(r Routes) {
 	r.HandleAPI("POST /api/v1/messages", h.send)
 	r.HandleAPI("GET /api/v1/messages/{id}", h.get)
+	r.HandleAPI("POST /api/v1/messages/test", h.sendTest)
 	r.HandleAPI("GET /api/v1/suppressions", h.listSuppressions)
 	r.HandleAPI("POST /api/v1/suppressions", h.suppress)
 	r.HandleAPI("DELETE /api/v1/suppressions/{channel}/{address}", h.unsuppress)

@@ -87,6 +87,8 @@ type RenderRequest struct {
 	SourceID       string
 	SourceName     string
 	UnsubscribeURL string
+	// Draft allows a template that is not active: test sends try drafts.
+	Draft bool
 }
 
 // Content is a rendered message, ready for a provider.

@@ -446,3 +446,41 @@ func TestSuppressionsAPI(t *testing.T) {
 		}
 	})
 }
+
+func TestSendTest(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		r := f.do(tenantA, "POST", "/api/v1/messages/test", `{"templateId": "hello", "channel": "email", "to": "editor@example.edu", "contactId": "ada"}`)
+		var res struct{ Data TestResult }
+		r.Decode(t, &res)
+		if r.Status != 200 || res.Data.Provider != "sandbox" || res.Data.Subject != "Hello Ada" {
+			t.Fatalf("test send: %d %s", r.Status, r.Body)
+		}
+		list, _ := f.sandbox.List(ctx, tenantA, "editor@example.edu", "", 10)
+		if len(list) != 1 || list[0].Subject != "Hello Ada" {
+			t.Fatalf("sandbox %+v", list)
+		}
+		var rows int
+		if err := db.Reader().QueryRow(`SELECT count(*) FROM messages`).Scan(&rows); err != nil || rows != 0 {
+			t.Fatalf("a test send made %d message rows (%v)", rows, err)
+		}
+		if envs := f.out.Next(t); len(envs) != 0 {
+			t.Fatalf("a test send published %v", outboxtest.Subjects(envs))
+		}
+		for _, c := range []struct {
+			body, code string
+			status     int
+		}{
+			{`{"templateId": "hello", "channel": "email", "to": "not an address"}`, "invalid_field", 400},
+			{`{"templateId": "hello", "channel": "sms", "to": "0207"}`, "invalid_field", 400},
+			{`{"templateId": "hello", "channel": "fax", "to": "x@example.org"}`, "invalid_field", 400},
+			{`{"templateId": "hello", "channel": "email", "to": "x@example.org", "contactId": "nobody"}`, "contact_not_found", 404},
+			{`{"templateId": "broken", "channel": "email", "to": "x@example.org"}`, "template_error", 400},
+		} {
+			if r := f.do(tenantA, "POST", "/api/v1/messages/test", c.body); r.Status != c.status || r.ErrorCode() != c.code {
+				t.Errorf("%s: %d %s", c.body, r.Status, r.Body)
+			}
+		}
+	})
+}
