@@ -129,6 +129,9 @@ func (i *Ingest) Handle(ctx context.Context, env event.Envelope) error {
 	}
 	select {
 	case err := <-w.done:
+		if err == nil && env.Type == event.ContactDeleted {
+			err = i.erase(ctx, env)
+		}
 		return err
 	case <-ctx.Done():
 		// The event may still commit; a redelivery is then a no-op.
@@ -220,4 +223,19 @@ func (i *Ingest) commit(ctx context.Context, batch []*waiter) {
 		}
 		w.done <- e
 	}
+}
+
+// erase scrubs the stored events of a contact erased on request
+// (contact.deleted with erased true), as the event asks every consumer to.
+func (i *Ingest) erase(ctx context.Context, env event.Envelope) error {
+	d, err := event.DecodeData[event.ContactDeletedData](env)
+	if err != nil || !d.Erased {
+		return nil // a plain deletion keeps history; a bad payload was stored as it came
+	}
+	n, err := i.st.Erase(ctx, env.TenantID, d.ContactID)
+	if err != nil {
+		return err
+	}
+	i.log.InfoContext(ctx, "erased contact's data from analytics", "tenant", env.TenantID, "contact", d.ContactID, "events", n)
+	return nil
 }

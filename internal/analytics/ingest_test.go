@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -272,4 +273,38 @@ func TestIngestFailsQueuedEventsWhenItsContextEnds(t *testing.T) {
 		}
 	}
 	in.Stop()
+}
+
+func TestIngestErasureBlanksOnlyOnRequest(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		in := startIngest(t, newStore(t, db), IngestOptions{})
+		withData := func(subject, data string) event.Envelope {
+			env := envelope(t, tenantA, subject, base)
+			env.Data = json.RawMessage(data)
+			return env
+		}
+		for _, env := range []event.Envelope{
+			withData("contact.created", `{"contactId":"kept","email":"kept@example.org"}`),
+			withData("contact.deleted", `{"contactId":"kept","erased":false,"version":2}`),
+			withData("contact.created", `{"contactId":"gone","email":"gone@example.org"}`),
+			withData("contact.deleted", `{"contactId":"gone","erased":true,"version":2}`),
+		} {
+			if err := in.Handle(context.Background(), env); err != nil {
+				t.Fatalf("handle %s: %v", env.Type, err)
+			}
+		}
+		var kept, gone int
+		err := db.Reader().QueryRow(`SELECT
+			(SELECT count(*) FROM analytics_events WHERE data ->> 'email' = 'kept@example.org'),
+			(SELECT count(*) FROM analytics_events WHERE data ->> 'email' = 'gone@example.org')`).Scan(&kept, &gone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept != 1 || gone != 0 {
+			t.Errorf("events still naming the deleted contact: %d, the erased one: %d; want 1 and 0", kept, gone)
+		}
+		if n := rawRows(t, db); n != 4 {
+			t.Errorf("stored events = %d, want 4 (erasure keeps them counted)", n)
+		}
+	})
 }

@@ -94,6 +94,9 @@ type Store interface {
 	// Counts returns tenantID's counts per subject and bucket, ordered by
 	// bucket start then subject. Buckets without events are absent.
 	Counts(ctx context.Context, tenantID string, q CountQuery) ([]Bucket, error)
+	// Erase blanks the payload of every stored event about a contact whose
+	// personal data was erased; the events stay counted.
+	Erase(ctx context.Context, tenantID, contactID string) (int64, error)
 }
 
 // subjectFilter is a parsed CountQuery.Subject.

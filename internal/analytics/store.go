@@ -339,3 +339,16 @@ func (s *SQLStore) Counts(ctx context.Context, tenantID string, q CountQuery) ([
 	})
 	return out, nil
 }
+
+// Erase blanks the payload of the tenant's events that name contactID.
+// Payloads carry addresses and names; after an erasure request none may
+// stay. There is no index on the contact (ingestion pays for every index),
+// so this scans the tenant's events: erasures are rare.
+func (s *SQLStore) Erase(ctx context.Context, tenantID, contactID string) (int64, error) {
+	res, err := s.db.Writer().ExecContext(ctx, `UPDATE analytics_events SET data = '{}'
+		WHERE tenant_id = $1 AND data ->> 'contactId' = $2`, tenantID, contactID)
+	if err != nil {
+		return 0, fmt.Errorf("erase contact %s from analytics: %w", contactID, err)
+	}
+	return res.RowsAffected()
+}

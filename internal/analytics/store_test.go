@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -337,4 +338,42 @@ func TestFloorTo(t *testing.T) {
 			t.Errorf("floorTo(%d, %d) = %d, want %d", c.ms, c.width, got, c.want)
 		}
 	}
+}
+
+func TestEraseBlanksAContactsEvents(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		st := newStore(t, db)
+		ctx := context.Background()
+		at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+		events := []Event{
+			{ID: "e1", TenantID: "t1", Subject: "contact.created", OccurredAt: at, Data: json.RawMessage(`{"contactId": "c1", "email": "ada@example.org"}`)},
+			{ID: "e2", TenantID: "t1", Subject: "pipeline.message.sent", OccurredAt: at, Data: json.RawMessage(`{"contactId": "c1", "recipientAddress": "ada@example.org"}`)},
+			{ID: "e3", TenantID: "t1", Subject: "contact.created", OccurredAt: at, Data: json.RawMessage(`{"contactId": "c2", "email": "bob@example.org"}`)},
+			{ID: "e4", TenantID: "t2", Subject: "contact.created", OccurredAt: at, Data: json.RawMessage(`{"contactId": "c1", "email": "other@example.org"}`)},
+		}
+		if _, err := st.Insert(ctx, events); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := st.Erase(ctx, "t1", "c1"); err != nil || n != 2 {
+			t.Fatalf("erased %d events (%v), want 2", n, err)
+		}
+		rows, err := db.Reader().Query(`SELECT id, data FROM analytics_events ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		got := map[string]string{}
+		for rows.Next() {
+			var id, data string
+			rows.Scan(&id, &data)
+			got[id] = data
+		}
+		if strings.Contains(got["e1"]+got["e2"], "ada@") || !strings.Contains(got["e3"], "bob@") || !strings.Contains(got["e4"], "other@") {
+			t.Fatalf("after erasing t1/c1: %v", got)
+		}
+		buckets, err := st.Counts(ctx, "t1", CountQuery{From: at.Add(-time.Hour), To: at.Add(time.Hour), Interval: Hour})
+		if err != nil || len(buckets) != 2 || buckets[0].Count+buckets[1].Count != 3 {
+			t.Fatalf("counts after erasure: %+v %v", buckets, err)
+		}
+	})
 }
