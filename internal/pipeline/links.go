@@ -5,9 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"hash"
 	"net/url"
-	"regexp"
 	"strings"
+	"sync"
 )
 
 // Links makes and checks the signed links of tracking and unsubscribe.
@@ -17,15 +18,17 @@ import (
 // else, without the key.
 type Links struct {
 	base   string
-	key    []byte
 	opens  bool
 	clicks bool
+	macs   sync.Pool // keyed HMACs: keying one hashes the key twice
 }
 
 // NewLinks returns links under base (the server's public URL) signed with
 // key; opens and clicks turn the open pixel and the click tracker on.
 func NewLinks(base string, key []byte, opens, clicks bool) *Links {
-	return &Links{base: strings.TrimRight(base, "/"), key: key, opens: opens, clicks: clicks}
+	l := &Links{base: strings.TrimRight(base, "/"), opens: opens, clicks: clicks}
+	l.macs.New = func() any { return hmac.New(sha256.New, key) }
+	return l
 }
 
 // Link kinds, the first byte of a token's payload.
@@ -42,9 +45,16 @@ var errBadToken = errors.New("link is not valid")
 
 func (l *Links) token(kind byte, tenant, messageID, target string) string {
 	payload := string(kind) + tenant + "\x00" + messageID + "\x00" + target
-	mac := hmac.New(sha256.New, l.key)
-	mac.Write([]byte(payload))
-	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
+	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + base64.RawURLEncoding.EncodeToString(l.sign([]byte(payload)))
+}
+
+// sign is the token's signature over payload: a truncated HMAC-SHA256.
+func (l *Links) sign(payload []byte) []byte {
+	mac := l.macs.Get().(hash.Hash)
+	defer l.macs.Put(mac)
+	mac.Reset()
+	mac.Write(payload)
+	return mac.Sum(make([]byte, 0, sha256.Size))[:16]
 }
 
 // parse checks a token of kind and returns what it carries.
@@ -58,9 +68,7 @@ func (l *Links) parse(kind byte, token string) (tenant, messageID, target string
 	if err1 != nil || err2 != nil || len(payload) == 0 || payload[0] != kind {
 		return "", "", "", errBadToken
 	}
-	mac := hmac.New(sha256.New, l.key)
-	mac.Write(payload)
-	if !hmac.Equal(got, mac.Sum(nil)[:16]) {
+	if !hmac.Equal(got, l.sign(payload)) {
 		return "", "", "", errBadToken
 	}
 	parts := strings.SplitN(string(payload[1:]), "\x00", 3)
@@ -76,30 +84,29 @@ func (l *Links) Unsubscribe(tenant, messageID string) string {
 	return l.base + "/u/" + l.token(linkUnsubscribe, tenant, messageID, "")
 }
 
-var anchorHref = regexp.MustCompile(`(?i)(<a\s[^>]*?href\s*=\s*")(https?://[^"]+)(")`)
-
 // Track rewrites an email's HTML: links through the click tracker (not the
-// unsubscribe link), and an open pixel at the end of the body.
+// unsubscribe link), and an open pixel at the end of the body. It scans
+// the HTML once by hand: a regular expression and a lower-cased copy of
+// every body cost a tenth of the pipeline's CPU.
 func (l *Links) Track(tenant, messageID, html, unsubscribe string) string {
 	if html == "" {
 		return html
 	}
 	if l.clicks {
-		html = anchorHref.ReplaceAllStringFunc(html, func(m string) string {
-			sub := anchorHref.FindStringSubmatch(m)
-			target := htmlUnescapeAttr(sub[2])
+		html = rewriteHrefs(html, func(target string) (string, bool) {
+			target = htmlUnescapeAttr(target)
 			if target == unsubscribe || len(target) > maxLinkURL {
-				return m
+				return "", false
 			}
 			if _, err := url.Parse(target); err != nil {
-				return m
+				return "", false
 			}
-			return sub[1] + l.base + "/t/c/" + l.token(linkClick, tenant, messageID, target) + sub[3]
+			return l.base + "/t/c/" + l.token(linkClick, tenant, messageID, target), true
 		})
 	}
 	if l.opens {
 		pixel := `<img src="` + l.base + "/t/o/" + l.token(linkOpen, tenant, messageID, "") + `" width="1" height="1" alt="" style="display:none">`
-		if i := strings.LastIndex(strings.ToLower(html), "</body>"); i >= 0 {
+		if i := lastIndexFold(html, "</body>"); i >= 0 {
 			html = html[:i] + pixel + html[i:]
 		} else {
 			html += pixel
@@ -108,8 +115,128 @@ func (l *Links) Track(tenant, messageID, html, unsubscribe string) string {
 	return html
 }
 
+// rewriteHrefs replaces the http(s) URL of each anchor's double-quoted
+// href (<a ... href="https://...">) with what replace returns, when it
+// returns true. Tag and attribute names match in any case.
+func rewriteHrefs(html string, replace func(target string) (string, bool)) string {
+	var b strings.Builder
+	done := 0 // html[:done] is in b, or unchanged when b is empty
+	for i := 0; i < len(html); {
+		start, end := nextAnchorHref(html, i)
+		if start < 0 {
+			break
+		}
+		if repl, ok := replace(html[start:end]); ok {
+			if b.Len() == 0 {
+				b.Grow(len(html) + 256)
+			}
+			b.WriteString(html[done:start])
+			b.WriteString(repl)
+			done = end
+		}
+		i = end
+	}
+	if done == 0 {
+		return html
+	}
+	b.WriteString(html[done:])
+	return b.String()
+}
+
+// nextAnchorHref finds, from i on, the next anchor tag with an
+// href="http(s)://..." attribute and returns the bounds of the URL, or -1.
+func nextAnchorHref(html string, i int) (start, end int) {
+	for {
+		lt := strings.IndexByte(html[i:], '<')
+		if lt < 0 {
+			return -1, -1
+		}
+		tag := i + lt
+		i = tag + 1
+		if tag+2 >= len(html) || html[tag+1]|0x20 != 'a' || !isHTMLSpace(html[tag+2]) {
+			continue
+		}
+		gt := strings.IndexByte(html[tag:], '>')
+		if gt < 0 {
+			gt = len(html) - tag // an unclosed tag runs to the end
+		}
+		attrs := html[tag+2 : tag+gt]
+		for j := 0; ; {
+			h := indexFold(attrs[j:], "href")
+			if h < 0 {
+				break
+			}
+			j += h + len("href")
+			k := skipHTMLSpace(attrs, j)
+			if k >= len(attrs) || attrs[k] != '=' {
+				continue
+			}
+			k = skipHTMLSpace(attrs, k+1)
+			if k >= len(attrs) || attrs[k] != '"' {
+				continue
+			}
+			valueAt := tag + 2 + k + 1
+			scheme := len("https://")
+			if !hasPrefixFold(html[valueAt:], "https://") {
+				if scheme = len("http://"); !hasPrefixFold(html[valueAt:], "http://") {
+					continue
+				}
+			}
+			q := strings.IndexByte(html[valueAt+scheme:], '"')
+			if q < 0 {
+				return -1, -1
+			}
+			if q == 0 {
+				continue // nothing after the scheme
+			}
+			return valueAt, valueAt + scheme + q
+		}
+	}
+}
+
+func isHTMLSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'
+}
+
+func skipHTMLSpace(s string, i int) int {
+	for i < len(s) && isHTMLSpace(s[i]) {
+		i++
+	}
+	return i
+}
+
+func hasPrefixFold(s, lowerPrefix string) bool {
+	return len(s) >= len(lowerPrefix) && strings.EqualFold(s[:len(lowerPrefix)], lowerPrefix)
+}
+
+// indexFold is strings.Index ignoring ASCII case; lowerNeedle is lower case.
+func indexFold(s, lowerNeedle string) int {
+	for i := 0; i+len(lowerNeedle) <= len(s); i++ {
+		if s[i]|0x20 == lowerNeedle[0] && hasPrefixFold(s[i:], lowerNeedle) {
+			return i
+		}
+	}
+	return -1
+}
+
+// lastIndexFold is strings.LastIndex ignoring ASCII case, scanning from
+// the end, where a closing tag is.
+func lastIndexFold(s, lowerNeedle string) int {
+	for i := len(s) - len(lowerNeedle); i >= 0; i-- {
+		if s[i] == lowerNeedle[0] && hasPrefixFold(s[i:], lowerNeedle) {
+			return i
+		}
+	}
+	return -1
+}
+
 // htmlUnescapeAttr undoes the escaping html/template applies to a URL in an
 // attribute, so the redirect goes where the author wrote.
 func htmlUnescapeAttr(s string) string {
-	return strings.NewReplacer("&amp;", "&", "&#43;", "+", "&#34;", `"`, "&#39;", "'").Replace(s)
+	if !strings.Contains(s, "&") {
+		return s
+	}
+	return attrUnescaper.Replace(s)
 }
+
+var attrUnescaper = strings.NewReplacer("&amp;", "&", "&#43;", "+", "&#34;", `"`, "&#39;", "'")

@@ -48,6 +48,7 @@ type DB struct {
 	url    string
 	writer *sql.DB
 	reader *sql.DB
+	ckpt   *checkpointer // SQLite only
 }
 
 // Open opens and pings the database that opts names.
@@ -78,7 +79,9 @@ func openSQLite(ctx context.Context, path string, readConns int) (*DB, error) {
 		}
 	}
 	params := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(ON)", "cache_size(-8000)"} {
+	// journal_size_limit shrinks a WAL that a long burst grew once it
+	// starts over.
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(ON)", "cache_size(-8000)", "journal_size_limit(67108864)"} {
 		params.Add("_pragma", p)
 	}
 	base := "file:" + path + "?"
@@ -87,6 +90,7 @@ func openSQLite(ctx context.Context, path string, readConns int) (*DB, error) {
 		wparams[k] = v
 	}
 	wparams.Set("_txlock", "immediate")
+	wparams.Add("_pragma", "wal_autocheckpoint(0)") // the checkpointer's job (checkpoint.go)
 	writer, err := sql.Open("sqlite", base+wparams.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
@@ -99,10 +103,17 @@ func openSQLite(ctx context.Context, path string, readConns int) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	ckptConn, err := sql.Open("sqlite", base+params.Encode())
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	ckptConn.SetMaxOpenConns(1)
 	params.Add("_pragma", "query_only(true)")
 	reader, err := sql.Open("sqlite", base+params.Encode())
 	if err != nil {
 		writer.Close()
+		ckptConn.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	if readConns <= 0 {
@@ -111,7 +122,7 @@ func openSQLite(ctx context.Context, path string, readConns int) (*DB, error) {
 	reader.SetMaxOpenConns(readConns)
 	reader.SetMaxIdleConns(readConns)
 	reader.SetConnMaxIdleTime(0)
-	return &DB{kind: SQLite, url: "sqlite:" + path, writer: writer, reader: reader}, nil
+	return &DB{kind: SQLite, url: "sqlite:" + path, writer: writer, reader: reader, ckpt: startCheckpointer(ckptConn)}, nil
 }
 
 func openPostgres(ctx context.Context, u string) (*DB, error) {
@@ -147,11 +158,15 @@ func (db *DB) Writer() *sql.DB { return db.writer }
 // Ping checks that the database answers; /readyz uses it.
 func (db *DB) Ping(ctx context.Context) error { return db.reader.PingContext(ctx) }
 
-// Close closes both pools.
+// Close closes both pools and, on SQLite, checkpoints the whole WAL into
+// the database file.
 func (db *DB) Close() error {
 	err := db.writer.Close()
 	if db.reader != db.writer {
 		err = errors.Join(err, db.reader.Close())
+	}
+	if db.ckpt != nil {
+		err = errors.Join(err, db.ckpt.close())
 	}
 	return err
 }
