@@ -131,7 +131,9 @@ func (s *Service) prepare(ctx context.Context, j *job) error {
 	return nil
 }
 
-// claimBatch is the first transaction of a batch.
+// claimBatch is the first transaction of a batch. A message seen for the
+// first time is inserted claimed (one statement); only a redelivered one,
+// whose row exists, is read and moved from queued.
 func (s *Service) claimBatch(ctx context.Context, jobs []*job) []error {
 	err := s.Outbox.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
 		st := store.NewStmtCache(tx)
@@ -139,52 +141,70 @@ func (s *Service) claimBatch(ctx context.Context, jobs []*job) []error {
 		var envs []event.Envelope
 		claimed := map[string]bool{}
 		for _, j := range jobs {
-			row, _, err := insertQueued(j.ctx, s.DB.Kind(), st, j.tenant, j.m)
+			fresh := *j.m
+			fresh.Status, fresh.Attempts = StatusQueued, 0
+			nxt, failed := s.claim(j, &fresh)
+			inserted, err := insertMessage(j.ctx, st, j.tenant, &fresh)
 			if err != nil {
 				return err
 			}
-			j.row, j.next = row, nextDone
-			if claimed[j.tenant+"/"+row.ID] {
-				continue // the same message twice in one batch: the first one sends it
+			row := &fresh
+			if !inserted {
+				if row, err = byKey(j.ctx, s.DB.Kind(), st, j.tenant, j.m, false); err != nil {
+					return err
+				}
+				nxt, failed = nextDone, false
+				switch {
+				case claimed[j.tenant+"/"+row.ID]:
+					// the same message twice in one batch: the first one sends it
+				case row.Status == StatusSending:
+					nxt = nextResolve
+				case row.Status != StatusQueued:
+				case row.ID != j.m.ID:
+					nxt = nextSingle
+				default:
+					nxt, failed = s.claim(j, row)
+					if moved, err := setStatus(j.ctx, st, j.tenant, row, StatusQueued); err != nil {
+						return err
+					} else if !moved {
+						nxt, failed = nextDone, false // another delivery took it
+					}
+				}
 			}
 			claimed[j.tenant+"/"+row.ID] = true
-			switch {
-			case row.Status == StatusSending:
-				j.next = nextResolve
-			case row.Status != StatusQueued:
-			case row.ID != j.m.ID:
-				j.next = nextSingle
-			case j.hold != nil:
-				row.Status, row.SendAfter, row.UpdatedAt = StatusHeld, j.hold, s.clock()
-				row.Recipient = orDefault(j.m.Recipient, row.Recipient)
-				if _, err := setStatus(j.ctx, st, j.tenant, row, StatusQueued); err != nil {
+			j.row, j.next = row, nxt
+			if failed {
+				env, err := event.New(j.ctx, event.PipelineMessageFailed, event.SourcePipeline, j.tenant, messageData(row))
+				if err != nil {
 					return err
 				}
-			case j.block != nil:
-				row.Status, row.ErrorCode, row.Error, row.UpdatedAt = j.block.status, j.block.code, truncate(j.block.reason, 1000), s.clock()
-				row.Recipient = orDefault(j.m.Recipient, row.Recipient)
-				if ok, err := setStatus(j.ctx, st, j.tenant, row, StatusQueued); err != nil {
-					return err
-				} else if ok {
-					env, err := event.New(j.ctx, event.PipelineMessageFailed, event.SourcePipeline, j.tenant, messageData(row))
-					if err != nil {
-						return err
-					}
-					envs = append(envs, env)
-				}
-			default:
-				row.Recipient, row.TemplateVersion, row.Subject = j.m.Recipient, j.m.TemplateVersion, j.m.Subject
-				row.Status, row.Attempts, row.UpdatedAt = StatusSending, row.Attempts+1, s.clock()
-				if ok, err := setStatus(j.ctx, st, j.tenant, row, StatusQueued); err != nil {
-					return err
-				} else if ok {
-					j.next = nextSend
-				}
+				envs = append(envs, env)
 			}
 		}
 		return emit(envs...)
 	})
 	return all(len(jobs), err)
+}
+
+// claim moves row, queued, to where prepare's checks send j: held for
+// quiet hours, blocked (failed reports that its failed event is due), or
+// sending. It changes the row in memory only.
+func (s *Service) claim(j *job, row *Message) (nxt next, failed bool) {
+	row.UpdatedAt = s.clock()
+	switch {
+	case j.hold != nil:
+		row.Status, row.SendAfter = StatusHeld, j.hold
+		row.Recipient = orDefault(j.m.Recipient, row.Recipient)
+		return nextDone, false
+	case j.block != nil:
+		row.Status, row.ErrorCode, row.Error = j.block.status, j.block.code, truncate(j.block.reason, 1000)
+		row.Recipient = orDefault(j.m.Recipient, row.Recipient)
+		return nextDone, true
+	default:
+		row.Recipient, row.TemplateVersion, row.Subject = j.m.Recipient, j.m.TemplateVersion, j.m.Subject
+		row.Status, row.Attempts = StatusSending, row.Attempts+1
+		return nextSend, false
+	}
 }
 
 // recordBatch is the last transaction of a batch: each message's outcome

@@ -61,21 +61,39 @@ func scanMessage(r scanner) (*Message, error) {
 // insertQueued adds m as queued unless a message with its send key exists,
 // and returns the stored message (m or the one that was there).
 func insertQueued(ctx context.Context, kind store.Kind, q querier, tenant string, m *Message) (*Message, bool, error) {
-	res, err := q.ExecContext(ctx, `INSERT INTO messages (tenant_id, id, source_type, source_id, step, contact_id, channel,
-		template_id, template_version, campaign_name, run_id, recipient, status, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
-		ON CONFLICT DO NOTHING`,
-		tenant, m.ID, m.SourceType, m.SourceID, m.Step, m.ContactID, m.Channel, m.TemplateID, m.TemplateVersion,
-		m.sourceName, m.runID, m.Recipient, StatusQueued, m.CreatedAt.UnixMilli())
-	if err != nil {
-		return nil, false, fmt.Errorf("insert message: %w", err)
-	}
-	n, err := res.RowsAffected()
+	queued := *m
+	queued.Status = StatusQueued
+	created, err := insertMessage(ctx, q, tenant, &queued)
 	if err != nil {
 		return nil, false, err
 	}
 	stored, err := byKey(ctx, kind, q, tenant, m, false)
-	return stored, n == 1, err
+	return stored, created, err
+}
+
+// insertMessage adds m, in whatever status it is, unless a message with
+// its send key (or id) exists; it reports whether it did.
+func insertMessage(ctx context.Context, q querier, tenant string, m *Message) (bool, error) {
+	res, err := q.ExecContext(ctx, `INSERT INTO messages (tenant_id, id, source_type, source_id, step, contact_id, channel,
+		template_id, template_version, campaign_name, run_id, recipient, subject, status, attempts, error_code, error,
+		created_at, updated_at, send_after)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+		ON CONFLICT DO NOTHING`,
+		tenant, m.ID, m.SourceType, m.SourceID, m.Step, m.ContactID, m.Channel, m.TemplateID, m.TemplateVersion,
+		m.sourceName, m.runID, m.Recipient, m.Subject, m.Status, m.Attempts, m.ErrorCode, m.Error,
+		m.CreatedAt.UnixMilli(), m.UpdatedAt.UnixMilli(), unixMilliOrNil(m.SendAfter))
+	if err != nil {
+		return false, fmt.Errorf("insert message: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func unixMilliOrNil(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UnixMilli()
 }
 
 // byKey reads the message with m's send key; lock takes its row lock on
@@ -108,13 +126,7 @@ func byID(ctx context.Context, q querier, tenant, id string) (*Message, error) {
 // setStatus moves message id from status from to m's status and outcome;
 // it reports false when the row was not in from (another delivery moved it).
 func setStatus(ctx context.Context, q querier, tenant string, m *Message, from string) (bool, error) {
-	var sent, after any
-	if m.SentAt != nil {
-		sent = m.SentAt.UnixMilli()
-	}
-	if m.SendAfter != nil {
-		after = m.SendAfter.UnixMilli()
-	}
+	sent, after := unixMilliOrNil(m.SentAt), unixMilliOrNil(m.SendAfter)
 	res, err := q.ExecContext(ctx, `UPDATE messages SET status = $4, attempts = $5, provider = $6, external_id = $7, error_code = $8,
 		error = $9, subject = $10, template_version = $11, updated_at = $12, sent_at = $13, send_after = $14
 		WHERE tenant_id = $1 AND id = $2 AND status = $3`,
