@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/alumoutreach/alumoutreach/internal/campaigns"
 	"github.com/alumoutreach/alumoutreach/internal/channel"
 	"github.com/alumoutreach/alumoutreach/internal/contacts"
 	"github.com/alumoutreach/alumoutreach/internal/event"
@@ -200,4 +201,56 @@ func (t tenantExists) Exists(ctx context.Context, id string) (bool, error) {
 		return false, nil
 	}
 	return false, err
+}
+
+// campaignAudience reads segments for campaigns.
+type campaignAudience struct{ segments *segments.Service }
+
+func (c campaignAudience) SegmentExists(ctx context.Context, tenant, id string) (bool, error) {
+	_, err := c.segments.Get(ctx, tenant, id)
+	if fe, ok := fault.As(err); ok && fe.Kind == fault.NotFound {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (c campaignAudience) Members(ctx context.Context, tenant, segmentID, after string, limit int) ([]campaigns.Member, error) {
+	rs, err := c.segments.Recipients(ctx, tenant, segmentID, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]campaigns.Member, len(rs))
+	for i, r := range rs {
+		out[i] = campaigns.Member{ContactID: r.ContactID, TimeZone: r.TimeZone}
+	}
+	return out, nil
+}
+
+// campaignTemplates tells campaigns about templates.
+type campaignTemplates struct{ templates *templates.Service }
+
+func (c campaignTemplates) Template(ctx context.Context, tenant, id string) (campaigns.TemplateInfo, error) {
+	t, err := c.templates.Get(ctx, tenant, id)
+	if fe, ok := fault.As(err); ok && fe.Kind == fault.NotFound {
+		return campaigns.TemplateInfo{}, campaigns.ErrTemplateNotFound
+	}
+	if err != nil {
+		return campaigns.TemplateInfo{}, err
+	}
+	return campaigns.TemplateInfo{Channel: t.Channel, Active: t.Status == templates.StatusActive, Version: t.Version}, nil
+}
+
+// campaignTester sends campaigns' test messages through the pipeline.
+type campaignTester struct{ pipeline *pipeline.Service }
+
+func (c campaignTester) SendTest(ctx context.Context, tenant string, t campaigns.TestRequest) (campaigns.TestResult, error) {
+	if c.pipeline == nil {
+		return campaigns.TestResult{}, fault.New(fault.Unavailable, "pipeline_disabled", "this instance does not run the pipeline module; send the test through one that does")
+	}
+	r, err := c.pipeline.SendTest(ctx, tenant, pipeline.TestSend{TemplateID: t.TemplateID, TemplateVersion: t.TemplateVersion,
+		Channel: t.Channel, To: t.To, ContactID: t.ContactID})
+	if err != nil {
+		return campaigns.TestResult{}, err
+	}
+	return campaigns.TestResult{Provider: r.Provider, ExternalID: r.ExternalID, Subject: r.Subject}, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/alumoutreach/alumoutreach/internal/analytics"
+	"github.com/alumoutreach/alumoutreach/internal/campaigns"
 	"github.com/alumoutreach/alumoutreach/internal/channel/email/sendgrid"
 	"github.com/alumoutreach/alumoutreach/internal/channel/email/smtp"
 	"github.com/alumoutreach/alumoutreach/internal/channel/sms/twilio"
@@ -53,23 +54,28 @@ type App struct {
 	tenants     *tenant.Service
 	http        *httpapi.Server
 	ingest      *analytics.Ingest
-	contacts    *contacts.Service
-	imports     *contacts.Importer
-	segments    *segments.Service
-	templates   *templates.Service
-	pipeline    *pipeline.Service
-	sandboxes   []*pipeline.Sandbox
-	smtp        *smtp.Sender
-	webhooks    *webhooks.Service
-	idempotency *idempotency.Store
-	dlqWorker   *bus.Consumer
-	consumers   []*bus.Consumer
-	pending     []bus.ConsumerOptions
-	marker      string
-	unclean     bool
-	lock        *os.File
-	stopChores  context.CancelFunc
-	wrap        func(consumer string, h bus.Handler) bus.Handler
+
+	campaignRunner   *campaigns.Runner
+	campaignTracking *campaigns.Tracking
+	campaignTimers   bus.TimerConsumerOptions
+	timerConsumers   []*bus.TimerConsumer
+	contacts         *contacts.Service
+	imports          *contacts.Importer
+	segments         *segments.Service
+	templates        *templates.Service
+	pipeline         *pipeline.Service
+	sandboxes        []*pipeline.Sandbox
+	smtp             *smtp.Sender
+	webhooks         *webhooks.Service
+	idempotency      *idempotency.Store
+	dlqWorker        *bus.Consumer
+	consumers        []*bus.Consumer
+	pending          []bus.ConsumerOptions
+	marker           string
+	unclean          bool
+	lock             *os.File
+	stopChores       context.CancelFunc
+	wrap             func(consumer string, h bus.Handler) bus.Handler
 }
 
 // Option adjusts how New assembles the app.
@@ -132,6 +138,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		a.imports = contacts.NewImporter(a.contacts, contacts.ImportOptions{SpoolDir: filepath.Join(cfg.DataDir, "imports")}, log)
 		contacts.NewHTTP(a.contacts, a.imports).RegisterRoutes(a.http)
 	}
+	a.segments = segments.NewService(a.db, a.outbox, log)
 	if cfg.ModuleEnabled("segments") {
 		a.wireSegments()
 	}
@@ -148,6 +155,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		if err := a.wireWebhooks(); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.ModuleEnabled("campaigns") {
+		a.wireCampaigns()
 	}
 	if cfg.ModuleEnabled("analytics") {
 		if err := a.wireAnalytics(ctx); err != nil {
@@ -174,6 +184,7 @@ func OpenDB(ctx context.Context, cfg config.Config) (*store.DB, error) {
 		segments.ModuleName:  segments.Migrations(),
 		templates.ModuleName: templates.Migrations(),
 		pipeline.ModuleName:  pipeline.Migrations(),
+		campaigns.ModuleName: campaigns.Migrations(),
 		webhooks.ModuleName:  webhooks.Migrations(),
 	} {
 		if err := db.Migrate(ctx, module, fsys); err != nil {
@@ -358,12 +369,29 @@ func trackingKey(cfg config.Config) ([]byte, error) {
 }
 
 func (a *App) wireSegments() {
-	svc := segments.NewService(a.db, a.outbox, a.log)
-	a.segments = svc
+	svc := a.segments
 	segments.NewHTTP(svc).RegisterRoutes(a.http)
 	a.pending = append(a.pending,
 		a.consumerOptions(segments.ContactConsumerName, []string{"contact.>"}, svc.ContactHandler(contactSnapshots{a.contacts}), a.cfg.Consumer.Concurrency),
 		a.consumerOptions(segments.DefinitionConsumerName, []string{event.SegmentCreated, event.SegmentUpdated}, svc.DefinitionHandler(), a.cfg.Consumer.Concurrency))
+}
+
+// wireCampaigns runs the campaigns API, the runner that sends them, their
+// tracking and their start timers.
+func (a *App) wireCampaigns() {
+	svc := campaigns.NewService(a.db, a.outbox, a.log, campaignAudience{a.segments}, campaignTemplates{a.templates},
+		campaignTester{a.pipeline}, a.bus)
+	campaigns.NewHTTP(svc).RegisterRoutes(a.http)
+	p := a.cfg.Pipeline
+	a.campaignRunner = campaigns.NewRunner(svc, campaigns.RunnerConfig{MaxInFlight: a.cfg.Campaigns.MaxInFlight,
+		Batch: a.cfg.Campaigns.Batch, TenantRate: float64(p.TenantRate), ChannelRates: map[string]float64{
+			event.ChannelEmail: float64(p.EmailRate), event.ChannelSMS: float64(p.SMSRate), event.ChannelWhatsApp: float64(p.WhatsAppRate)}})
+	a.campaignTracking = campaigns.NewTracking(svc)
+	a.campaignTimers = bus.TimerConsumerOptions{Name: campaigns.TimerConsumerName, KeyPrefix: campaigns.TimerKeyPrefix,
+		Handler: svc.HandleTimer, Backoff: a.cfg.Consumer.Backoff}
+	// The tracking handlers wait for their batch, like the pipeline's.
+	a.pending = append(a.pending, a.consumerOptions(campaigns.TrackingConsumerName, []string{"pipeline.message.>"},
+		a.campaignTracking.Handle, max(a.cfg.Consumer.Concurrency, 1024)))
 }
 
 func (a *App) wireAnalytics(ctx context.Context) error {
@@ -420,6 +448,11 @@ func (a *App) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if a.campaignTracking != nil {
+		if err := a.campaignTracking.Start(ctx); err != nil {
+			return err
+		}
+	}
 	w, err := a.bus.StartDLQWorker(ctx)
 	if err != nil {
 		return err
@@ -437,6 +470,14 @@ func (a *App) Start(ctx context.Context) error {
 		if err := a.imports.Resume(ctx); err != nil {
 			return err
 		}
+	}
+	if a.campaignRunner != nil {
+		tc, err := a.bus.StartTimerConsumer(ctx, a.campaignTimers)
+		if err != nil {
+			return err
+		}
+		a.timerConsumers = append(a.timerConsumers, tc)
+		a.campaignRunner.Start(ctx)
 	}
 	if err := a.http.Start(ctx); err != nil {
 		return err
@@ -479,6 +520,12 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if a.imports != nil {
 		a.imports.Stop() // a running import commits its batch and resumes at the next start
 	}
+	if a.campaignRunner != nil {
+		a.campaignRunner.Stop() // each campaign resumes at its cursor at the next start
+	}
+	for _, tc := range a.timerConsumers {
+		tc.Stop() // an unacknowledged timer fires again at the next start
+	}
 	// Consumers drain side by side: each waits for its pull in flight.
 	// Bounded on their own, so that with the bus unreachable they do not
 	// use up the time the outbox flush below needs.
@@ -501,6 +548,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	errs = append(errs, stopErrs...)
 	if a.ingest != nil {
 		a.ingest.Stop()
+	}
+	if a.campaignTracking != nil {
+		a.campaignTracking.Stop()
 	}
 	if a.pipeline != nil {
 		a.pipeline.Stop()

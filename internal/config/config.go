@@ -19,16 +19,23 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout" help:"how long a graceful shutdown may take before work is abandoned"`
 	PublicURL       string        `yaml:"public-url" help:"the address recipients reach this server at, for tracking and unsubscribe links, e.g. https://alumni.example.edu"`
 
-	Log      LogConfig      `yaml:"log"`
-	NATS     NATSConfig     `yaml:"nats"`
-	Consumer ConsumerConfig `yaml:"consumer"`
-	Outbox   OutboxConfig   `yaml:"outbox"`
-	Events   EventsConfig   `yaml:"events"`
-	Tracking TrackingConfig `yaml:"tracking"`
-	Email    EmailConfig    `yaml:"email"`
-	SMS      SMSConfig      `yaml:"sms"`
-	WhatsApp WhatsAppConfig `yaml:"whatsapp"`
-	Pipeline PipelineConfig `yaml:"pipeline"`
+	Log       LogConfig       `yaml:"log"`
+	NATS      NATSConfig      `yaml:"nats"`
+	Consumer  ConsumerConfig  `yaml:"consumer"`
+	Outbox    OutboxConfig    `yaml:"outbox"`
+	Events    EventsConfig    `yaml:"events"`
+	Tracking  TrackingConfig  `yaml:"tracking"`
+	Email     EmailConfig     `yaml:"email"`
+	SMS       SMSConfig       `yaml:"sms"`
+	WhatsApp  WhatsAppConfig  `yaml:"whatsapp"`
+	Pipeline  PipelineConfig  `yaml:"pipeline"`
+	Campaigns CampaignsConfig `yaml:"campaigns"`
+}
+
+// CampaignsConfig tunes how campaigns feed the pipeline.
+type CampaignsConfig struct {
+	MaxInFlight int `yaml:"max-in-flight" help:"most messages of one campaign queued and not yet sent; bounds how long a pause takes to stop sending (shrunk to one second of sending under a rate limit)"`
+	Batch       int `yaml:"batch" help:"recipients queued per transaction"`
 }
 
 // PipelineConfig are the sending rules.
@@ -197,9 +204,10 @@ func Default() Config {
 		Tracking:  TrackingConfig{Opens: true, Clicks: true},
 		Email: EmailConfig{Provider: ProviderSandbox, From: "alumni@example.org", FromName: "Alumni Office",
 			SMTP: SMTPConfig{Port: 587, Security: "starttls", PoolSize: 4}},
-		SMS:      SMSConfig{Provider: ProviderSandbox, Twilio: TwilioConfig{BaseURL: "https://api.twilio.com"}},
-		WhatsApp: WhatsAppConfig{Provider: ProviderSandbox, Meta: MetaConfig{APIVersion: "v25.0", BaseURL: "https://graph.facebook.com"}},
-		Pipeline: PipelineConfig{QuietChannels: []string{"sms", "whatsapp"}, FrequencyWindow: 24 * time.Hour},
+		SMS:       SMSConfig{Provider: ProviderSandbox, Twilio: TwilioConfig{BaseURL: "https://api.twilio.com"}},
+		WhatsApp:  WhatsAppConfig{Provider: ProviderSandbox, Meta: MetaConfig{APIVersion: "v25.0", BaseURL: "https://graph.facebook.com"}},
+		Pipeline:  PipelineConfig{QuietChannels: []string{"sms", "whatsapp"}, FrequencyWindow: 24 * time.Hour},
+		Campaigns: CampaignsConfig{MaxInFlight: 4096, Batch: 500},
 	}
 }
 

@@ -219,6 +219,8 @@ func TestEveryEnvVariable(t *testing.T) {
 		"ALUM_PIPELINE_EMAIL_RATE":           "1000",
 		"ALUM_PIPELINE_SMS_RATE":             "10",
 		"ALUM_PIPELINE_WHATSAPP_RATE":        "80",
+		"ALUM_CAMPAIGNS_MAX_IN_FLIGHT":       "1000",
+		"ALUM_CAMPAIGNS_BATCH":               "200",
 	}
 	settings := config.Settings()
 	if len(settings) != len(values) {

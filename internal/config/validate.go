@@ -52,6 +52,9 @@ func (c Config) Validate() error {
 			bad("pipeline.%s %d: use messages per second, or 0 for no limit", name, r)
 		}
 	}
+	if c.Campaigns.MaxInFlight < 1 || c.Campaigns.Batch < 1 || c.Campaigns.Batch > 5000 {
+		bad("campaigns.max-in-flight must be 1 or more and campaigns.batch 1 to 5000, e.g. 4096 and 500")
+	}
 	if len(c.Modules) == 0 {
 		bad("modules is empty; name at least one of %s, or all", strings.Join(modules, ", "))
 	}

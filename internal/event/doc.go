@@ -1,6 +1,6 @@
 // Package event is the event contract every module speaks: the envelope that
 // travels on the bus, one constant and one payload type per subject of the
-// specification, validation, the version rule, and the correlation/causation
+// specification (and per subject added to it, listed in docs/events.md), validation, the version rule, and the correlation/causation
 // ids carried through context.Context.
 //
 // It is deliberately low level: it imports nothing of this project and no
@@ -14,7 +14,7 @@
 // webhook.go) with its subject constants, the Source constant its module
 // writes in the envelope, and a payload type named after each subject
 // (ContactCreated -> ContactCreatedData). Subjects whose payloads have the
-// same shape share one struct through type aliases: all eight
+// same shape share one struct through type aliases: all ten
 // pipeline.message.* subjects carry MessageData, all webhook status reports
 // carry ProviderEventData.
 //

@@ -52,6 +52,11 @@ func TestRoundTripPerDomain(t *testing.T) {
 			m.BounceType, m.Reason, m.ErrorCode = event.BounceHard, "mailbox does not exist", "550"
 			return m
 		}(), decodeAs[event.PipelineMessageBouncedData]()},
+		{event.PipelineMessageHeld, event.SourcePipeline, func() event.PipelineMessageHeldData {
+			m := msg
+			m.SendAfter = event.Time{Time: t0.Add(9 * time.Hour)}
+			return m
+		}(), decodeAs[event.PipelineMessageHeldData]()},
 		{event.WorkflowNodeExecuted, event.SourceWorkflows, event.WorkflowNodeExecutedData{
 			WorkflowRunData: event.WorkflowRunData{WorkflowID: "w1", WorkflowName: "Onboarding", Version: 3, RunID: "r1", ContactID: "c1"},
 			NodeID:          "n2", NodeType: "condition", Branch: "yes",

@@ -4,7 +4,10 @@ package event
 const SourcePipeline = "pipeline-service"
 
 // Pipeline subjects: the life of one outbound message, from queued to its
-// last provider status. All share the payload MessageData.
+// last provider status. All share the payload MessageData. The first eight
+// are the specification's; PipelineMessageHeld and
+// PipelineMessageUnsubscribed are additions to it (additive: consumers of
+// pipeline.message.> that do not know them ignore them).
 const (
 	// PipelineMessageQueued announces a message accepted for sending; the pipeline's own sender consumes it.
 	PipelineMessageQueued = "pipeline.message.queued"
@@ -22,6 +25,15 @@ const (
 	PipelineMessageFailed = "pipeline.message.failed"
 	// PipelineMessageComplained announces a spam complaint; the address must not be mailed again.
 	PipelineMessageComplained = "pipeline.message.complained"
+	// PipelineMessageHeld announces a message held for the recipient's quiet
+	// hours (status held); SendAfter is when it goes out. Published once per
+	// hold, in the transaction that records it. Added to the specification.
+	PipelineMessageHeld = "pipeline.message.held"
+	// PipelineMessageUnsubscribed announces that the recipient unsubscribed
+	// through the message's unsubscribe link or its one-click POST (the
+	// address is suppressed on email). Published once per message, however
+	// often the link is used. Added to the specification.
+	PipelineMessageUnsubscribed = "pipeline.message.unsubscribed"
 )
 
 // Message source types, carried in MessageData.SourceType: which module asked
@@ -54,6 +66,8 @@ func init() {
 	register(PipelineMessageBounced, func() Payload { return &PipelineMessageBouncedData{} })
 	register(PipelineMessageFailed, func() Payload { return &PipelineMessageFailedData{} })
 	register(PipelineMessageComplained, func() Payload { return &PipelineMessageComplainedData{} })
+	register(PipelineMessageHeld, func() Payload { return &PipelineMessageHeldData{} })
+	register(PipelineMessageUnsubscribed, func() Payload { return &PipelineMessageUnsubscribedData{} })
 }
 
 // MessageData is one outbound message at one step of its life. The first
@@ -66,7 +80,11 @@ type MessageData struct {
 	Channel string `json:"channel"`
 	// ContactID is the recipient contact.
 	ContactID string `json:"contactId"`
-	// RecipientAddress is the email address or E.164 number sent to.
+	// RecipientAddress is the email address or E.164 number sent to. The
+	// pipeline sets it on every status once it knows it; it is empty on a
+	// queued message whose requester knows only the contact (a campaign's
+	// fan-out: the pipeline reads the address when it sends), and on a
+	// failure because the contact has no address or no longer exists.
 	RecipientAddress string `json:"recipientAddress"`
 	// SourceType is the requesting module, one of the MessageSource constants.
 	SourceType string `json:"sourceType"`
@@ -103,10 +121,14 @@ type MessageData struct {
 	URL string `json:"url,omitempty"`
 	// BounceType is BounceHard or BounceSoft, on bounced.
 	BounceType string `json:"bounceType,omitempty"`
+	// SendAfter is when a held message goes out (the end of the
+	// recipient's quiet hours), on held. Added to the specification's
+	// payload (additive).
+	SendAfter Time `json:"sendAfter,omitzero"`
 }
 
-// Validate requires messageId, a valid channel, contactId, recipientAddress,
-// sourceType and sourceId.
+// Validate requires messageId, a valid channel, contactId, sourceType and
+// sourceId.
 func (d MessageData) Validate() error {
 	var c checker
 	d.check(&c)
@@ -117,7 +139,6 @@ func (d MessageData) check(c *checker) {
 	c.str("messageId", d.MessageID)
 	c.channel("channel", d.Channel)
 	c.str("contactId", d.ContactID)
-	c.str("recipientAddress", d.RecipientAddress)
 	c.str("sourceType", d.SourceType)
 	c.str("sourceId", d.SourceID)
 }
@@ -145,3 +166,9 @@ type PipelineMessageFailedData = MessageData
 
 // PipelineMessageComplainedData is the payload of pipeline.message.complained.
 type PipelineMessageComplainedData = MessageData
+
+// PipelineMessageHeldData is the payload of pipeline.message.held; SendAfter is set.
+type PipelineMessageHeldData = MessageData
+
+// PipelineMessageUnsubscribedData is the payload of pipeline.message.unsubscribed; OccurredAt is set.
+type PipelineMessageUnsubscribedData = MessageData

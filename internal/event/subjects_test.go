@@ -101,14 +101,22 @@ var specSubjects = []struct{ constant, literal string }{
 	{event.WebhookWhatsAppRead, "webhook.whatsapp.read"},
 }
 
+// addedSubjects are the subjects this project adds to the spec (additive:
+// consumers ignore subjects they do not know), each documented as an
+// addition in docs/events.md.
+var addedSubjects = []struct{ constant, literal string }{
+	{event.PipelineMessageHeld, "pipeline.message.held"},
+	{event.PipelineMessageUnsubscribed, "pipeline.message.unsubscribed"},
+}
+
 func TestEverySpecSubjectIsRegistered(t *testing.T) {
 	t.Parallel()
 	// The spec lists 7+6+8+12+8+8+9+7+11 subjects.
 	if len(specSubjects) != 76 {
 		t.Fatalf("test table has %d subjects, the spec lists 76", len(specSubjects))
 	}
-	want := make([]string, 0, len(specSubjects))
-	for _, s := range specSubjects {
+	want := make([]string, 0, len(specSubjects)+len(addedSubjects))
+	for _, s := range slices.Concat(specSubjects, addedSubjects) {
 		if s.constant != s.literal {
 			t.Errorf("constant for %q is %q", s.literal, s.constant)
 		}
@@ -119,7 +127,7 @@ func TestEverySpecSubjectIsRegistered(t *testing.T) {
 	}
 	slices.Sort(want)
 	if got := event.Subjects(); !slices.Equal(got, want) {
-		t.Errorf("Subjects() differs from the spec\n got: %v\nwant: %v", got, want)
+		t.Errorf("Subjects() differs from the spec and its additions\n got: %v\nwant: %v", got, want)
 	}
 	if event.Known("contact.exploded") {
 		t.Error("an unknown subject is reported known")
@@ -314,9 +322,11 @@ func TestValidateMessages(t *testing.T) {
 		{"hsm rejected without reason", event.TemplateHSMRejectedData{TemplateHSMData: event.TemplateHSMData{TemplateID: "t1", ProviderTemplateName: "welcome", Language: "en"}}, "reason is required"},
 		{"campaign scheduled", event.CampaignScheduledData{CampaignID: "camp1"}, "scheduledAt is required"},
 		{"campaign message without campaign", event.CampaignMessageSentData{MessageData: msg}, "campaignId is required"},
-		{"campaign message missing both", event.CampaignMessageSentData{}, "messageId, channel, contactId, recipientAddress, sourceType, sourceId and campaignId are required"},
+		{"campaign message missing both", event.CampaignMessageSentData{}, "messageId, channel, contactId, sourceType, sourceId and campaignId are required"},
 		{"pipeline valid", msg, ""},
-		{"pipeline missing recipient", event.PipelineMessageSentData{MessageID: "m1", Channel: "sms", ContactID: "c1", SourceType: "workflow", SourceID: "w1"}, "recipientAddress is required"},
+		// A campaign queues by contact; the pipeline finds the address.
+		{"pipeline queued without recipient", event.PipelineMessageQueuedData{MessageID: "m1", Channel: "sms", ContactID: "c1", SourceType: "campaign", SourceID: "k1"}, ""},
+		{"pipeline missing source", event.PipelineMessageSentData{MessageID: "m1", Channel: "sms", ContactID: "c1", RecipientAddress: "+15005550006", SourceType: "workflow"}, "sourceId is required"},
 		{"goal without goal", event.WorkflowRunGoalReachedData{WorkflowRunData: event.WorkflowRunData{WorkflowID: "w1", RunID: "r1", ContactID: "c1"}}, "goalId is required"},
 		{"run failed without run", event.WorkflowRunFailedData{Reason: "boom"}, "workflowId, runId and contactId are required"},
 		{"step executed", event.SequenceStepExecutedData{SequenceStepData: event.SequenceStepData{SequenceEnrollmentData: event.SequenceEnrollmentData{SequenceID: "q1", EnrollmentID: "e1", ContactID: "c1"}, StepID: "s1"}}, "stepType is required"},
@@ -338,5 +348,30 @@ func TestValidateMessages(t *testing.T) {
 				t.Errorf("error %q, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSendAfterIsOmittedWhenZero: sendAfter is written on held only, in
+// the envelope's timestamp format, and absent from every other status.
+func TestSendAfterIsOmittedWhenZero(t *testing.T) {
+	t.Parallel()
+	msg := event.MessageData{
+		MessageID: "m1", Channel: "sms", ContactID: "c1", RecipientAddress: "+447700900111",
+		SourceType: event.MessageSourceCampaign, SourceID: "camp1",
+	}
+	b, err := json.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "sendAfter") || strings.Contains(string(b), "occurredAt") {
+		t.Fatalf("zero times written: %s", b)
+	}
+	london, _ := time.LoadLocation("Europe/London")
+	msg.SendAfter = event.Time{Time: time.Date(2026, 6, 28, 8, 0, 0, 0, london)}
+	if b, err = json.Marshal(msg); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"sendAfter":"2026-06-28T07:00:00.000Z"`) {
+		t.Fatalf("sendAfter not in UTC with milliseconds: %s", b)
 	}
 }

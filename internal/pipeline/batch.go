@@ -18,8 +18,9 @@ import (
 // A queued message goes through three batched steps, each one transaction
 // for all the messages that arrived together:
 //   - claim: make or find the row by its send key; a message that may not
-//     be sent is recorded blocked (with its event), one that may is moved
-//     to sending;
+//     be sent is recorded blocked (with its failed event), one held for
+//     quiet hours is recorded held (with its held event), one that may be
+//     sent is moved to sending;
 //   - the provider call, per message (the sandbox batches its own writes);
 //   - record: sent with its event, failed, or back to queued for a retry.
 // With one database writer, committing once per batch instead of four
@@ -143,7 +144,7 @@ func (s *Service) claimBatch(ctx context.Context, jobs []*job) []error {
 		for _, j := range jobs {
 			fresh := *j.m
 			fresh.Status, fresh.Attempts = StatusQueued, 0
-			nxt, failed := s.claim(j, &fresh)
+			nxt, due := s.claim(j, &fresh)
 			inserted, err := insertMessage(j.ctx, st, j.tenant, &fresh)
 			if err != nil {
 				return err
@@ -153,7 +154,7 @@ func (s *Service) claimBatch(ctx context.Context, jobs []*job) []error {
 				if row, err = byKey(j.ctx, s.DB.Kind(), st, j.tenant, j.m, false); err != nil {
 					return err
 				}
-				nxt, failed = nextDone, false
+				nxt, due = nextDone, ""
 				switch {
 				case claimed[j.tenant+"/"+row.ID]:
 					// the same message twice in one batch: the first one sends it
@@ -163,18 +164,18 @@ func (s *Service) claimBatch(ctx context.Context, jobs []*job) []error {
 				case row.ID != j.m.ID:
 					nxt = nextSingle
 				default:
-					nxt, failed = s.claim(j, row)
+					nxt, due = s.claim(j, row)
 					if moved, err := setStatus(j.ctx, st, j.tenant, row, StatusQueued); err != nil {
 						return err
 					} else if !moved {
-						nxt, failed = nextDone, false // another delivery took it
+						nxt, due = nextDone, "" // another delivery took it
 					}
 				}
 			}
 			claimed[j.tenant+"/"+row.ID] = true
 			j.row, j.next = row, nxt
-			if failed {
-				env, err := event.New(j.ctx, event.PipelineMessageFailed, event.SourcePipeline, j.tenant, messageData(row))
+			if due != "" {
+				env, err := event.New(j.ctx, due, event.SourcePipeline, j.tenant, statusData(row))
 				if err != nil {
 					return err
 				}
@@ -187,23 +188,25 @@ func (s *Service) claimBatch(ctx context.Context, jobs []*job) []error {
 }
 
 // claim moves row, queued, to where prepare's checks send j: held for
-// quiet hours, blocked (failed reports that its failed event is due), or
-// sending. It changes the row in memory only.
-func (s *Service) claim(j *job, row *Message) (nxt next, failed bool) {
+// quiet hours, blocked, or sending. It changes the row in memory only, and
+// returns the subject of the event due once the change is stored:
+// pipeline.message.held, pipeline.message.failed (blocked), or "" for none
+// (sending: the outcome's event comes after the provider call).
+func (s *Service) claim(j *job, row *Message) (nxt next, due string) {
 	row.UpdatedAt = s.clock()
 	switch {
 	case j.hold != nil:
 		row.Status, row.SendAfter = StatusHeld, j.hold
 		row.Recipient = orDefault(j.m.Recipient, row.Recipient)
-		return nextDone, false
+		return nextDone, event.PipelineMessageHeld
 	case j.block != nil:
 		row.Status, row.ErrorCode, row.Error = j.block.status, j.block.code, truncate(j.block.reason, 1000)
 		row.Recipient = orDefault(j.m.Recipient, row.Recipient)
-		return nextDone, true
+		return nextDone, event.PipelineMessageFailed
 	default:
 		row.Recipient, row.TemplateVersion, row.Subject = j.m.Recipient, j.m.TemplateVersion, j.m.Subject
 		row.Status, row.Attempts = StatusSending, row.Attempts+1
-		return nextSend, false
+		return nextSend, ""
 	}
 }
 

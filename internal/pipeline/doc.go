@@ -8,10 +8,19 @@
 // suppressions (addresses not to send to, per tenant and channel) and
 // sandbox_messages (what the sandbox providers "sent").
 //
-// Publishes (source "pipeline-service"): pipeline.message.queued (for
-// messages asked through the API), pipeline.message.sent and
-// pipeline.message.failed (blocked messages too, with errorCode no_consent,
-// suppressed, no_address, contact_gone, template_error, or the provider's).
+// Publishes (source "pipeline-service"), each in the transaction that
+// records what it reports: pipeline.message.queued (for messages asked
+// through the API, and for held messages released when quiet hours end),
+// pipeline.message.sent and pipeline.message.failed (blocked messages too,
+// with errorCode no_consent, suppressed, no_address, contact_gone,
+// frequency_cap, template_error, or the provider's),
+// pipeline.message.held (a message held for the recipient's quiet hours,
+// with sendAfter; once per hold, a redelivery that finds it held publishes
+// nothing), pipeline.message.unsubscribed (the recipient used the message's
+// unsubscribe link or one-click POST; once per message), opened and clicked
+// (tracking links), and the provider reports PIPELINE_WEBHOOK_CONSUMER
+// reads, as delivered, opened, clicked, bounced, complained or failed. held and
+// unsubscribed are additions to the specification's subjects.
 //
 // Consumers: PIPELINE_SEND_CONSUMER (pipeline.message.queued): campaigns,
 // workflows and sequences queue messages by publishing that event; the

@@ -172,6 +172,18 @@ func messageData(m *Message) event.MessageData {
 		Reason: m.Error, ErrorCode: m.ErrorCode}
 }
 
+// statusData is m's payload for the event of the status it is in: on
+// held, with sendAfter and without the reason and error code of an earlier
+// attempt (they are no reason for the hold); otherwise messageData.
+func statusData(m *Message) event.MessageData {
+	d := messageData(m)
+	if m.Status == StatusHeld && m.SendAfter != nil {
+		d.SendAfter = event.Time{Time: *m.SendAfter}
+		d.Reason, d.ErrorCode = "", ""
+	}
+	return d
+}
+
 // Handle is the PIPELINE_SEND_CONSUMER handler.
 func (s *Service) Handle(ctx context.Context, env event.Envelope) error {
 	if env.Type != event.PipelineMessageQueued {
@@ -200,9 +212,7 @@ func (s *Service) send(ctx context.Context, tenant string, m *Message) error {
 	}
 	switch {
 	case j.hold != nil:
-		m.Status, m.SendAfter, m.UpdatedAt = StatusHeld, j.hold, s.clock()
-		_, err := setStatus(ctx, s.DB.Writer(), tenant, m, StatusQueued)
-		return err
+		return s.hold(ctx, tenant, m, *j.hold)
 	case j.block != nil:
 		return s.finish(ctx, tenant, m, StatusQueued, j.block.status, j.block.code, j.block.reason)
 	}
@@ -326,6 +336,24 @@ func (s *Service) sent(ctx context.Context, tenant string, m *Message, receipt c
 			return err
 		} else if ok {
 			return emit(env, rep)
+		}
+		return emit(env)
+	})
+}
+
+// hold moves a queued message to held until until, the end of the
+// recipient's quiet hours, and publishes pipeline.message.held in the same
+// transaction; nothing when the row was no longer queued (another delivery
+// took it, or held it already).
+func (s *Service) hold(ctx context.Context, tenant string, m *Message, until time.Time) error {
+	m.Status, m.SendAfter, m.UpdatedAt = StatusHeld, &until, s.clock()
+	return s.Outbox.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		if ok, err := setStatus(ctx, tx, tenant, m, StatusQueued); err != nil || !ok {
+			return err
+		}
+		env, err := event.New(ctx, event.PipelineMessageHeld, event.SourcePipeline, tenant, statusData(m))
+		if err != nil {
+			return err
 		}
 		return emit(env)
 	})

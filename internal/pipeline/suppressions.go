@@ -54,10 +54,8 @@ func (s *Service) Suppress(ctx context.Context, tenant, ch, address, reason stri
 	if err != nil {
 		return nil, err
 	}
-	now := s.clock()
-	if _, err := s.DB.Writer().ExecContext(ctx, `INSERT INTO suppressions (tenant_id, channel, address, reason, created_at)
-		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, tenant, ch, a, reason, now.UnixMilli()); err != nil {
-		return nil, fmt.Errorf("suppress: %w", err)
+	if err := insertSuppression(ctx, s.DB.Writer(), tenant, ch, a, reason, s.clock()); err != nil {
+		return nil, err
 	}
 	var sup Suppression
 	var created int64
@@ -67,6 +65,16 @@ func (s *Service) Suppress(ctx context.Context, tenant, ch, address, reason stri
 	}
 	sup.CreatedAt = time.UnixMilli(created).UTC()
 	return &sup, nil
+}
+
+// insertSuppression adds address, already normalised, to the tenant's
+// list for ch unless it is there already (which keeps its first reason).
+func insertSuppression(ctx context.Context, q querier, tenant, ch, address, reason string, at time.Time) error {
+	if _, err := q.ExecContext(ctx, `INSERT INTO suppressions (tenant_id, channel, address, reason, created_at)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, tenant, ch, address, reason, at.UnixMilli()); err != nil {
+		return fmt.Errorf("suppress: %w", err)
+	}
+	return nil
 }
 
 // Unsuppress removes an address from the list.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"strings"
@@ -148,7 +149,10 @@ func (h *HTTP) unsubscribe(w http.ResponseWriter, r *http.Request) {
 }
 
 // Unsubscribe stops email to the recipient of a message: the address is
-// suppressed on email, and the contact's email consent revoked.
+// suppressed on email, and the contact's email consent revoked. The first
+// unsubscribe through a message also marks the message unsubscribed and
+// publishes pipeline.message.unsubscribed, in the transaction that
+// suppresses the address; using the link again publishes nothing.
 func (s *Service) Unsubscribe(ctx context.Context, tenant, messageID string) (*Message, error) {
 	m, err := byID(ctx, s.DB.Reader(), tenant, messageID)
 	if err != nil {
@@ -157,7 +161,36 @@ func (s *Service) Unsubscribe(ctx context.Context, tenant, messageID string) (*M
 	if m.Channel != event.ChannelEmail || m.Recipient == "" {
 		return nil, fault.New(fault.NotFound, "not_unsubscribable", "message %s has no email recipient", messageID)
 	}
-	if _, err := s.Suppress(ctx, tenant, event.ChannelEmail, m.Recipient, SuppressUnsubscribe); err != nil {
+	addr, err := normalizeAddress(event.ChannelEmail, m.Recipient)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	d := messageData(m)
+	d.Reason, d.ErrorCode, d.OccurredAt = "", "", event.Time{Time: now}
+	ctx = event.EnsureCorrelation(ctx)
+	err = s.Outbox.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		if err := insertSuppression(ctx, tx, tenant, event.ChannelEmail, addr, SuppressUnsubscribe, now); err != nil {
+			return err
+		}
+		// Once per message: only the request that sets unsubscribed_at
+		// publishes (on PostgreSQL a concurrent one waits for this row and
+		// then finds it set).
+		res, err := tx.ExecContext(ctx, `UPDATE messages SET unsubscribed_at = $3
+			WHERE tenant_id = $1 AND id = $2 AND unsubscribed_at IS NULL`, tenant, m.ID, now.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("mark message %s unsubscribed: %w", m.ID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return err
+		}
+		env, err := event.New(ctx, event.PipelineMessageUnsubscribed, event.SourcePipeline, tenant, d)
+		if err != nil {
+			return err
+		}
+		return emit(env)
+	})
+	if err != nil {
 		return nil, err
 	}
 	if s.Consent != nil {

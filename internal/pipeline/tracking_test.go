@@ -104,6 +104,83 @@ func TestTrackingAndUnsubscribe(t *testing.T) {
 	})
 }
 
+// TestUnsubscribeOnce: the first unsubscribe through a message's link
+// publishes one pipeline.message.unsubscribed; using the link again, one
+// after the other or at once, publishes nothing more. Another message's
+// link publishes its own, though the address is suppressed already.
+func TestUnsubscribeOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		var ids []string
+		for _, src := range []string{"first", "second"} {
+			m := f.message(f.do(tenantA, "POST", "/api/v1/messages", `{"contactId": "ada", "channel": "email", "templateId": "hello", "sourceId": "`+src+`"}`), http.StatusAccepted)
+			ids = append(ids, m.ID)
+		}
+		f.deliver(ctx)
+		links := map[string]string{}
+		list, _ := f.sandbox.List(ctx, tenantA, "", "", 10)
+		for _, sm := range list {
+			if u := unsubLink.FindStringSubmatch(sm.HTML); u != nil {
+				links[sm.MessageID] = u[1]
+			}
+		}
+		if len(links) != 2 {
+			t.Fatalf("unsubscribe links %v", links)
+		}
+		f.out.Next(t)
+
+		unsubscribe := func(id, body string) {
+			t.Helper()
+			if rec := f.follow("POST", links[id], body); rec.Code != 200 || !strings.Contains(rec.Body.String(), "You are unsubscribed") {
+				t.Errorf("unsubscribe %s: %d %s", id, rec.Code, rec.Body)
+			}
+		}
+		check := func(id string) {
+			t.Helper()
+			envs := f.out.Next(t)
+			if len(envs) != 1 || envs[0].Type != event.PipelineMessageUnsubscribed {
+				t.Fatalf("events %v, want one %s", outboxtest.Subjects(envs), event.PipelineMessageUnsubscribed)
+			}
+			d, err := event.DecodeData[event.MessageData](envs[0])
+			if err != nil || d.MessageID != id || d.Channel != event.ChannelEmail || d.ContactID != "ada" ||
+				d.RecipientAddress != "ada@example.org" || d.SourceType != SourceAPI || d.OccurredAt.IsZero() || !d.SendAfter.IsZero() {
+				t.Fatalf("unsubscribed payload %+v (%v)", d, err)
+			}
+		}
+
+		// One-click, then the page's form: one event.
+		unsubscribe(ids[0], "List-Unsubscribe=One-Click")
+		check(ids[0])
+		unsubscribe(ids[0], "")
+		if envs := f.out.Next(t); len(envs) != 0 {
+			t.Fatalf("a second unsubscribe published %v", outboxtest.Subjects(envs))
+		}
+		// The second message's link, used by several requests at once: one event.
+		done := make(chan struct{})
+		for range 6 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				unsubscribe(ids[1], "List-Unsubscribe=One-Click")
+			}()
+		}
+		for range 6 {
+			<-done
+		}
+		check(ids[1])
+		if sup, err := f.svc.Suppressions(ctx, tenantA, "email", "", 10); err != nil || len(sup) != 1 || sup[0].Reason != SuppressUnsubscribe {
+			t.Fatalf("suppressions %+v %v", sup, err)
+		}
+		// Tenant B's service knows no such message: nothing is published.
+		if _, err := f.svc.Unsubscribe(ctx, tenantB, ids[0]); err == nil {
+			t.Fatal("tenant B unsubscribed A's message")
+		}
+		if envs := f.out.Next(t); len(envs) != 0 {
+			t.Fatalf("events %v", outboxtest.Subjects(envs))
+		}
+	})
+}
+
 func TestLinksTokens(t *testing.T) {
 	l := NewLinks("https://a.example/", []byte("k1"), true, true)
 	other := NewLinks("https://a.example", []byte("k2"), true, true)

@@ -415,3 +415,33 @@ func (s *Service) Members(ctx context.Context, tenant, id, after string, limit i
 	}
 	return out, rows.Err()
 }
+
+// Recipient is a member as a campaign's audience needs it.
+type Recipient struct {
+	ContactID string
+	// TimeZone is the contact's IANA zone, "" when unknown.
+	TimeZone string
+}
+
+// Recipients returns up to limit members of a segment after contact id
+// after, in contact id order, with their time zones from the module's
+// copy of each contact: what a campaign freezes as its audience.
+func (s *Service) Recipients(ctx context.Context, tenant, id, after string, limit int) ([]Recipient, error) {
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT m.contact_id, COALESCE(c.time_zone, '') FROM segment_members m
+		LEFT JOIN segment_contacts c ON c.tenant_id = m.tenant_id AND c.contact_id = m.contact_id
+		WHERE m.tenant_id = $1 AND m.segment_id = $2 AND m.is_member = 1 AND m.contact_id > $3
+		ORDER BY m.contact_id LIMIT $4`, tenant, id, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list recipients of segment %s: %w", id, err)
+	}
+	defer rows.Close()
+	var out []Recipient
+	for rows.Next() {
+		var r Recipient
+		if err := rows.Scan(&r.ContactID, &r.TimeZone); err != nil {
+			return nil, fmt.Errorf("list recipients of segment %s: %w", id, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

@@ -59,9 +59,18 @@ type ConsumerOptions struct {
 	Handler         Handler
 }
 
+// checkConsumerName refuses names the server would reject or that would
+// break the replay subjects (replay.{consumer}.>) built from them.
+func checkConsumerName(name string) error {
+	if name == "" || strings.ContainsAny(name, ".*> ") {
+		return fmt.Errorf("consumer name %q must be non-empty without '.', '*', '>' or spaces", name)
+	}
+	return nil
+}
+
 func (o *ConsumerOptions) defaults() error {
-	if o.Name == "" || strings.ContainsAny(o.Name, ".*> ") {
-		return fmt.Errorf("consumer name %q must be non-empty without '.', '*', '>' or spaces", o.Name)
+	if err := checkConsumerName(o.Name); err != nil {
+		return err
 	}
 	if o.Handler == nil {
 		return fmt.Errorf("consumer %s has no handler", o.Name)
@@ -79,10 +88,12 @@ func (o *ConsumerOptions) defaults() error {
 		o.Backoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}
 	}
 	if o.LagPollInterval <= 0 {
-		o.LagPollInterval = 5 * time.Second
+		o.LagPollInterval = defaultLagPollInterval
 	}
 	return nil
 }
+
+const defaultLagPollInterval = 5 * time.Second
 
 // ReplayName is the durable that receives replays of name's dead letters.
 func ReplayName(name string) string { return name + replaySuffix }

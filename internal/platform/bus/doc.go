@@ -9,7 +9,9 @@
 //     so every durable consumer gets its own copy and events can be replayed.
 //   - ALUM_EVENTS_DLQ: dlq.{original subject} entries, and replay.{consumer}.>
 //     messages that re-deliver a dead letter to the one consumer that failed.
-//   - ALUM_TIMERS: timer.> with message schedules, for durable timers.
+//   - ALUM_TIMERS: timer.> with message schedules, for durable timers;
+//     StartTimerConsumer runs a module's fired timers with the same runner
+//     as events, but without a DLQ (a timer failing for good is logged).
 //   - ALUM_ADVISORIES: the server's MAX_DELIVERIES advisories for our streams,
 //     captured so that a handler that crashed or hung on its last attempt still
 //     reaches the DLQ (advisories are otherwise only sent to live subscribers).
