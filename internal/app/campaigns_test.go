@@ -1,11 +1,17 @@
 package app_test
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/alumoutreach/alumoutreach/internal/app"
+	"github.com/alumoutreach/alumoutreach/internal/campaigns"
+	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus/bustest"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store/storetest"
@@ -145,5 +151,272 @@ func TestCampaignFlow(t *testing.T) {
 		if _, doc := cb.do("GET", "/api/v1/campaigns", ""); len(doc["data"].([]any)) != 0 {
 			t.Fatalf("tenant B lists A's campaigns: %v", doc)
 		}
+	})
+}
+
+// newCampaign creates and returns a campaign of the template to the
+// audience, with extra JSON fields (e.g. `"rate": 20`).
+func newCampaign(t *testing.T, c client, tpl, audience, extra string) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"name": "News %d", "channel": "email", "templateId": %q, "segmentIds": [%q]%s}`, time.Now().UnixNano(), tpl, audience, extra)
+	status, doc := c.do("POST", "/api/v1/campaigns", body)
+	if status != 201 {
+		t.Fatalf("create campaign: %d %v", status, doc)
+	}
+	return dataOf(doc)["id"].(string)
+}
+
+func campaignAction(t *testing.T, c client, id, action, wantStatus string) {
+	t.Helper()
+	status, doc := c.do("POST", "/api/v1/campaigns/"+id+"/"+action, "")
+	if status != 200 || dataOf(doc)["status"] != wantStatus {
+		t.Fatalf("%s: %d %v", action, status, doc)
+	}
+}
+
+// settled waits until none of the campaign's queued messages is still on
+// its way, and returns the stats then.
+func settled(t *testing.T, c client, id string) map[string]any {
+	t.Helper()
+	var st map[string]any
+	bustest.Eventually(t, 20*time.Second, "the queued messages settle", func() bool {
+		st = campaignStats(t, c, id)
+		return st["pending"] == float64(0)
+	})
+	return st
+}
+
+// sandboxRecipients counts the sandbox's messages per address.
+func sandboxRecipients(t *testing.T, c client) map[string]int {
+	t.Helper()
+	_, sb := c.do("GET", "/api/v1/sandbox/messages?limit=500", "")
+	to := map[string]int{}
+	for _, m := range sb["data"].([]any) {
+		to[m.(map[string]any)["to"].(string)]++
+	}
+	return to
+}
+
+// TestCampaignPauseResumeAndCancel pauses a throttled campaign in the
+// middle of its send, resumes it to the end with nobody sent twice or
+// skipped, and cancels another in the middle.
+func TestCampaignPauseResumeAndCancel(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, testConfig(t, ""))
+	c, _ := twoTenants(t, a)
+	const consented = 40
+	audience, _, tpl := campaignSetup(t, c, consented)
+	id := newCampaign(t, c, tpl, audience, `, "rate": 20`)
+	campaignAction(t, c, id, "start", "started")
+	bustest.Eventually(t, 20*time.Second, "a few messages sent", func() bool {
+		return campaignStats(t, c, id)["sent"].(float64) >= 5
+	})
+	campaignAction(t, c, id, "pause", "paused")
+	paused := settled(t, c, id)
+	if paused["queued"].(float64) >= consented {
+		t.Fatalf("the pause stopped nothing: %v", paused)
+	}
+	time.Sleep(300 * time.Millisecond) // long enough for a runner that ignored the pause to queue more
+	if again := campaignStats(t, c, id); again["queued"] != paused["queued"] || again["sent"] != paused["sent"] {
+		t.Fatalf("sending went on while paused: %v then %v", paused, again)
+	}
+	if status, _ := c.do("POST", "/api/v1/campaigns/"+id+"/pause", ""); status != 409 {
+		t.Fatalf("pause a paused campaign: %d", status)
+	}
+	campaignAction(t, c, id, "resume", "started")
+	bustest.Eventually(t, 30*time.Second, "the resumed campaign completes", func() bool {
+		_, doc := c.do("GET", "/api/v1/campaigns/"+id, "")
+		return dataOf(doc)["status"] == "completed"
+	})
+	// Without an exclusion segment the opted-out member gets it too.
+	const sendable = consented + 1
+	if st := campaignStats(t, c, id); st["sent"] != float64(sendable) || st["skipped"] != float64(2) {
+		t.Fatalf("after resuming: %v", st)
+	}
+	to := sandboxRecipients(t, c)
+	if len(to) != sendable {
+		t.Fatalf("%d recipients got the campaign, want %d", len(to), sendable)
+	}
+	for addr, n := range to {
+		if n != 1 {
+			t.Fatalf("%s got %d messages", addr, n)
+		}
+	}
+
+	other := newCampaign(t, c, tpl, audience, `, "rate": 20`)
+	campaignAction(t, c, other, "start", "started")
+	bustest.Eventually(t, 20*time.Second, "a few messages sent", func() bool {
+		return campaignStats(t, c, other)["sent"].(float64) >= 5
+	})
+	campaignAction(t, c, other, "cancel", "cancelled")
+	cancelled := settled(t, c, other)
+	if cancelled["queued"].(float64) >= consented {
+		t.Fatalf("the cancel stopped nothing: %v", cancelled)
+	}
+	for _, action := range []string{"resume", "start", "pause"} {
+		if status, _ := c.do("POST", "/api/v1/campaigns/"+other+"/"+action, ""); status != 409 {
+			t.Fatalf("%s a cancelled campaign: %d", action, status)
+		}
+	}
+	bustest.Eventually(t, 10*time.Second, "the lifecycle events counted", func() bool {
+		return total(t, c, "subject=campaign.paused") == 1 && total(t, c, "subject=campaign.resumed") == 1 &&
+			total(t, c, "subject=campaign.cancelled") == 1 && total(t, c, "subject=campaign.completed") == 1
+	})
+}
+
+// TestScheduledCampaignStartsAfterRestart schedules a campaign, stops the
+// process before its time and starts it again after: the durable timer
+// fires once the process is back.
+func TestScheduledCampaignStartsAfterRestart(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		cfg := testConfig(t, db.URL())
+		first, err := app.New(context.Background(), cfg, bustest.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := first.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		_, key, err := first.Tenants().Create(context.Background(), "Alumni")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := client{t, "http://" + first.HTTPAddr(), key}
+		audience, _, tpl := campaignSetup(t, c, 3)
+		id := newCampaign(t, c, tpl, audience, "")
+		at := time.Now().Add(1500 * time.Millisecond).UTC()
+		status, doc := c.do("POST", "/api/v1/campaigns/"+id+"/schedule", `{"at": "`+at.Format(time.RFC3339Nano)+`"}`)
+		if status != 200 || dataOf(doc)["status"] != "scheduled" {
+			t.Fatalf("schedule: %d %v", status, doc)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := first.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Until(at) + 500*time.Millisecond) // the start time passes while nothing runs
+
+		second := startApp(t, cfg)
+		c.base = "http://" + second.HTTPAddr()
+		var started map[string]any
+		bustest.Eventually(t, 30*time.Second, "the overdue campaign starts and completes", func() bool {
+			_, doc := c.do("GET", "/api/v1/campaigns/"+id, "")
+			started = dataOf(doc)
+			return started["status"] == "completed"
+		})
+		startedAt, _ := time.Parse(time.RFC3339Nano, started["startedAt"].(string))
+		if startedAt.Before(at) {
+			t.Fatalf("started at %s, before its time %s", startedAt, at)
+		}
+		if st := campaignStats(t, c, id); st["sent"] != float64(3+1) { // the opted-out member too: no exclusion here
+			t.Fatalf("stats: %v", st)
+		}
+	})
+}
+
+// TestCampaignAtEachRecipientsLocalTime schedules a campaign for the
+// current time of day in each recipient's zone: the recipient far east
+// (whose time passed hours ago) and the one in UTC get it now, the one
+// far west not before their own clock says so.
+func TestCampaignAtEachRecipientsLocalTime(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, testConfig(t, ""))
+	c, _ := twoTenants(t, a)
+	for _, p := range []struct{ name, zone string }{{"east", "Pacific/Kiritimati"}, {"utc", "UTC"}, {"west", "Etc/GMT+12"}} {
+		if status, doc := c.do("POST", "/api/v1/contacts", fmt.Sprintf(`{"email": "%s@example.org", "timeZone": %q, "tags": ["alumni"],
+			"consent": {"email": {"granted": true, "source": "signup_form"}}}`, p.name, p.zone)); status != 201 {
+			t.Fatalf("contact: %d %v", status, doc)
+		}
+	}
+	_, doc := c.do("POST", "/api/v1/segments", `{"name": "Alumni", "rules": {"all": [{"op": "has_tag", "value": "alumni"}]}}`)
+	audience := dataOf(doc)["id"].(string)
+	_, doc = c.do("POST", "/api/v1/templates", `{"name": "Hello", "channel": "email", "content": {"subject": "Hi", "html": "<p>Hi</p>", "from": "alumni@example.edu"}}`)
+	tpl := dataOf(doc)["id"].(string)
+	c.do("POST", "/api/v1/templates/"+tpl+"/activate", "")
+	bustest.Eventually(t, 20*time.Second, "the segment evaluated", func() bool { return len(members(t, c, audience)) == 3 })
+
+	id := newCampaign(t, c, tpl, audience, "")
+	now := time.Now().UTC()
+	status, doc := c.do("POST", "/api/v1/campaigns/"+id+"/schedule", fmt.Sprintf(`{"localTime": %q, "date": %q, "timeZone": "UTC"}`,
+		now.Format("15:04"), now.Format(time.DateOnly)))
+	if status != 200 {
+		t.Fatalf("schedule: %d %v", status, doc)
+	}
+	bustest.Eventually(t, 30*time.Second, "east and utc sent", func() bool {
+		st := campaignStats(t, c, id)
+		return st["sent"] == float64(2) && st["recipients"] == float64(3)
+	})
+	to := sandboxRecipients(t, c)
+	if to["east@example.org"] != 1 || to["utc@example.org"] != 1 || to["west@example.org"] != 0 {
+		t.Fatalf("sandbox: %v", to)
+	}
+	time.Sleep(300 * time.Millisecond) // a runner that ignored send times would queue west now
+	if st := campaignStats(t, c, id); st["queued"] != float64(2) || st["status"] != "started" {
+		t.Fatalf("west queued before their time: %v", st)
+	}
+	campaignAction(t, c, id, "cancel", "cancelled")
+}
+
+// TestCampaignStatsExactUnderRedelivery delivers every event to the
+// tracking consumer twice, and opens one message twice: each status
+// counts once, each open once per open.
+func TestCampaignStatsExactUnderRedelivery(t *testing.T) {
+	t.Parallel()
+	twice := app.WithHandlerWrapper(func(consumer string, h bus.Handler) bus.Handler {
+		if consumer != campaigns.TrackingConsumerName {
+			return h
+		}
+		return func(ctx context.Context, env event.Envelope) error {
+			if err := h(ctx, env); err != nil {
+				return err
+			}
+			return h(ctx, env)
+		}
+	})
+	cfg := testConfig(t, "")
+	a, err := app.New(context.Background(), cfg, bustest.Logger(t), twice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Shutdown(ctx)
+	})
+	c, _ := twoTenants(t, a)
+	const consented = 8
+	audience, _, tpl := campaignSetup(t, c, consented)
+	id := newCampaign(t, c, tpl, audience, "")
+	campaignAction(t, c, id, "start", "started")
+	const sendable = consented + 1 // no exclusion segment: the opted-out member too
+	bustest.Eventually(t, 30*time.Second, "sent and delivered", func() bool {
+		st := campaignStats(t, c, id)
+		return st["delivered"] == float64(sendable)
+	})
+	_, sb := c.do("GET", "/api/v1/sandbox/messages?limit=1", "")
+	html := sb["data"].([]any)[0].(map[string]any)["html"].(string)
+	pixel := html[strings.Index(html, "/t/o/"):]
+	pixel = pixel[:strings.IndexByte(pixel, '"')]
+	for range 2 {
+		resp, err := http.Get("http://" + a.HTTPAddr() + pixel)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("open: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	bustest.Eventually(t, 20*time.Second, "the opens counted", func() bool {
+		return campaignStats(t, c, id)["opened"] == float64(2)
+	})
+	st := campaignStats(t, c, id)
+	if st["sent"] != float64(sendable) || st["delivered"] != float64(sendable) || st["uniqueOpened"] != float64(1) ||
+		st["skipped"] != float64(2) || st["status"] != "completed" {
+		t.Fatalf("stats under redelivery: %v", st)
+	}
+	bustest.Eventually(t, 20*time.Second, "each status re-published once", func() bool {
+		return total(t, c, "subject=campaign.message.sent") == sendable && total(t, c, "subject=campaign.message.opened") == 2
 	})
 }
