@@ -592,8 +592,10 @@ func (b *tokenBucket) take(n int, now time.Time) int {
 	if b.rate <= 0 {
 		return n
 	}
-	b.tokens = min(math.Max(b.rate, 1), b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	b.last = now
+	if now.After(b.last) {
+		b.tokens = min(math.Max(b.rate, 1), b.tokens+now.Sub(b.last).Seconds()*b.rate)
+		b.last = now
+	}
 	k := min(n, int(b.tokens))
 	b.tokens -= float64(k)
 	return k
