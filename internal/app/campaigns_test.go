@@ -420,3 +420,67 @@ func TestCampaignStatsExactUnderRedelivery(t *testing.T) {
 		return total(t, c, "subject=campaign.message.sent") == sendable && total(t, c, "subject=campaign.message.opened") == 2
 	})
 }
+
+// TestCampaignRefusesBadInput: each bad request is a 4xx naming what to
+// fix, and leaves nothing stored or published.
+func TestCampaignRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, testConfig(t, ""))
+	c, other := twoTenants(t, a)
+	audience, _, tpl := campaignSetup(t, c, 1)
+	_, doc := c.do("POST", "/api/v1/templates", `{"name": "Text", "channel": "sms", "content": {"body": "Hi"}}`)
+	smsTpl := dataOf(doc)["id"].(string)
+	_, doc = other.do("POST", "/api/v1/segments", `{"name": "Theirs", "rules": {"all": [{"op": "has_tag", "value": "x"}]}}`)
+	theirSegment := dataOf(doc)["id"].(string)
+	ok := fmt.Sprintf(`"channel": "email", "templateId": %q, "segmentIds": [%q]`, tpl, audience)
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		code, says string
+	}{
+		{"not JSON", `{"name": `, 400, "invalid_json", ""},
+		{"unknown field", `{"name": "N", "audience": "all", ` + ok + `}`, 400, "", "audience"},
+		{"no name", `{` + ok + `}`, 400, "invalid_field", "required"},
+		{"bad channel", fmt.Sprintf(`{"name": "N", "channel": "fax", "templateId": %q, "segmentIds": [%q]}`, tpl, audience), 400, "invalid_field", "email, sms or whatsapp"},
+		{"unknown template", fmt.Sprintf(`{"name": "N", "channel": "email", "templateId": "nope", "segmentIds": [%q]}`, audience), 400, "invalid_field", `no template "nope"`},
+		{"template of another channel", fmt.Sprintf(`{"name": "N", "channel": "email", "templateId": %q, "segmentIds": [%q]}`, smsTpl, audience), 400, "invalid_field", "is for sms"},
+		{"no segments", fmt.Sprintf(`{"name": "N", "channel": "email", "templateId": %q, "segmentIds": []}`, tpl), 400, "invalid_field", "segmentIds takes 1 to 20"},
+		{"another tenant's segment", fmt.Sprintf(`{"name": "N", "channel": "email", "templateId": %q, "segmentIds": [%q]}`, tpl, theirSegment), 400, "invalid_field", "no segment"},
+		{"bad sender", `{"name": "N", "sender": {"from": "not an address"}, ` + ok + `}`, 400, "invalid_field", "sender.from"},
+		{"negative rate", `{"name": "N", "rate": -1, ` + ok + `}`, 400, "invalid_field", "rate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, doc := c.do("POST", "/api/v1/campaigns", tc.body)
+			e, _ := doc["error"].(map[string]any)
+			if status != tc.status || (tc.code != "" && e["code"] != tc.code) || !strings.Contains(fmt.Sprint(e["message"]), tc.says) {
+				t.Fatalf("got %d %v; want %d %s saying %q", status, doc, tc.status, tc.code, tc.says)
+			}
+		})
+	}
+	if _, doc := c.do("GET", "/api/v1/campaigns", ""); len(doc["data"].([]any)) != 0 {
+		t.Fatalf("refused campaigns were stored: %v", doc)
+	}
+	id := newCampaign(t, c, tpl, audience, "")
+	for _, tc := range []struct{ name, body, says string }{
+		{"past", `{"at": "2020-01-01T00:00:00Z"}`, "in the past"},
+		{"bad zone", `{"at": "2099-01-01T09:00", "timeZone": "Nowhere/City"}`, "IANA"},
+		{"empty", `{}`, "give at"},
+	} {
+		if status, doc := c.do("POST", "/api/v1/campaigns/"+id+"/schedule", tc.body); status != 400 || !strings.Contains(fmt.Sprint(doc["error"]), tc.says) {
+			t.Fatalf("schedule %s: %d %v", tc.name, status, doc)
+		}
+	}
+	if status, doc := c.do("GET", "/api/v1/campaigns/"+id+"/report?interval=week", ""); status != 400 || !strings.Contains(fmt.Sprint(doc["error"]), "minute, hour or day") {
+		t.Fatalf("report by week: %d %v", status, doc)
+	}
+	c.do("POST", "/api/v1/templates/"+tpl+"/archive", "")
+	if status, doc := c.do("POST", "/api/v1/campaigns/"+id+"/start", ""); status != 409 || !strings.Contains(fmt.Sprint(doc["error"]), "template_not_active") {
+		t.Fatalf("start with an archived template: %d %v", status, doc)
+	}
+	bustest.Eventually(t, 10*time.Second, "only the one campaign created", func() bool {
+		return total(t, c, "subject=campaign.created") == 1
+	})
+	if n := total(t, c, "subject=campaign.scheduled") + total(t, c, "subject=campaign.started"); n != 0 {
+		t.Fatalf("%v events of refused changes", n)
+	}
+}
