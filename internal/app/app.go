@@ -157,7 +157,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		}
 	}
 	if cfg.ModuleEnabled("campaigns") {
-		a.wireCampaigns()
+		if err := a.wireCampaigns(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.ModuleEnabled("analytics") {
 		if err := a.wireAnalytics(ctx); err != nil {
@@ -378,12 +380,16 @@ func (a *App) wireSegments() {
 
 // wireCampaigns runs the campaigns API, the runner that sends them, their
 // tracking and their start timers.
-func (a *App) wireCampaigns() {
+func (a *App) wireCampaigns() error {
+	owner, err := instanceID(a.cfg)
+	if err != nil {
+		return err
+	}
 	svc := campaigns.NewService(a.db, a.outbox, a.log, campaignAudience{a.segments}, campaignTemplates{a.templates},
 		campaignTester{a.pipeline}, a.bus)
 	campaigns.NewHTTP(svc).RegisterRoutes(a.http)
 	p := a.cfg.Pipeline
-	a.campaignRunner = campaigns.NewRunner(svc, campaigns.RunnerConfig{MaxInFlight: a.cfg.Campaigns.MaxInFlight,
+	a.campaignRunner = campaigns.NewRunner(svc, campaigns.RunnerConfig{Owner: owner, MaxInFlight: a.cfg.Campaigns.MaxInFlight,
 		Batch: a.cfg.Campaigns.Batch, TenantRate: float64(p.TenantRate), ChannelRates: map[string]float64{
 			event.ChannelEmail: float64(p.EmailRate), event.ChannelSMS: float64(p.SMSRate), event.ChannelWhatsApp: float64(p.WhatsAppRate)}})
 	a.campaignTracking = campaigns.NewTracking(svc)
@@ -392,6 +398,23 @@ func (a *App) wireCampaigns() {
 	// The tracking handlers wait for their batch, like the pipeline's.
 	a.pending = append(a.pending, a.consumerOptions(campaigns.TrackingConsumerName, []string{"pipeline.message.>"},
 		a.campaignTracking.Handle, max(a.cfg.Consumer.Concurrency, 1024)))
+	return nil
+}
+
+// instanceID names this instance in leases, kept in the data directory:
+// after a crash the restarted process recognises the leases it held and
+// resumes at once, instead of waiting for them to expire. Instances never
+// share a data directory (it is locked), so the id is theirs alone.
+func instanceID(cfg config.Config) (string, error) {
+	path := filepath.Join(cfg.DataDir, "instance.id")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	id := event.NewID()
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o640); err != nil {
+		return "", fmt.Errorf("keep the instance id in %s: %w", path, err)
+	}
+	return id, nil
 }
 
 func (a *App) wireAnalytics(ctx context.Context) error {

@@ -162,7 +162,7 @@ func reportOutcome(subject string, d event.ProviderEventData) (string, string, s
 // reportedMessage finds the message of a report, nil when there is none.
 func (s *Service) reportedMessage(ctx context.Context, tenant string, d event.ProviderEventData) (*Message, error) {
 	if d.MessageID != "" {
-		m, err := byID(ctx, s.DB.Reader(), tenant, d.MessageID)
+		m, err := s.readByID(ctx, tenant, d.MessageID)
 		if err == nil {
 			return m, nil
 		}

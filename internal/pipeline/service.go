@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/channel"
@@ -54,6 +56,13 @@ type Service struct {
 	claims        *groupcommit.Batcher[*job]
 	records       *groupcommit.Batcher[*job]
 	limits        limiters
+
+	// byID is prepared once: provider reports look their message up one
+	// at a time, thousands a second, and preparing the query each time
+	// cost more than running it.
+	byIDOnce sync.Once
+	byID     *sql.Stmt
+	byIDErr  error
 }
 
 // maxBatch bounds the messages one claim or record transaction carries.
@@ -90,6 +99,30 @@ func (s *Service) Stop() {
 	s.reports.Stop()
 	s.claims.Stop()
 	s.records.Stop()
+	if s.byID != nil {
+		s.byID.Close()
+	}
+}
+
+// readByID reads one message for a provider report.
+func (s *Service) readByID(ctx context.Context, tenant, id string) (*Message, error) {
+	s.byIDOnce.Do(func() {
+		s.byID, s.byIDErr = s.DB.Reader().PrepareContext(context.WithoutCancel(ctx),
+			`SELECT `+messageColumns+` FROM messages WHERE tenant_id = $1 AND id = $2`)
+	})
+	if s.byIDErr != nil {
+		return nil, fmt.Errorf("prepare message read: %w", s.byIDErr)
+	}
+	// Without cancellation: the SQLite driver would start a goroutine per
+	// query to watch the context; a point read is over in microseconds.
+	m, err := scanMessage(s.byID.QueryRowContext(context.WithoutCancel(ctx), tenant, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errMessageNotFound(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read message %s: %w", id, err)
+	}
+	return m, nil
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
