@@ -525,6 +525,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		probeTemplates(t, check, a, base, key, tenantID, strings.TrimPrefix(ada, "/api/v1/contacts/"))
 		probeIdempotency(t, check, base, key)
 		probeMessages(t, check, base, key)
+		probeCampaigns(t, check, base, key)
 	})
 }
 
@@ -1106,4 +1107,161 @@ func jsonType(v any) string {
 		return "object"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// probeCampaigns exercises every campaign route: a draft edited,
+// scheduled (at one moment, then at each recipient's local time) and
+// taken off the schedule, started, paused, resumed and cancelled, its
+// stats, report and a test send. The started campaign is capped at one
+// message in about 17 minutes (rate 0.001), so nothing is sent and it is
+// still started, not completed, when paused and cancelled; its audience
+// is evaluated before the start, so it is not empty either.
+func probeCampaigns(t *testing.T, check checkFunc, base, key string) {
+	post := func(op, path, body string, want int) []byte {
+		t.Helper()
+		method, _, _ := strings.Cut(op, " ")
+		status, h, raw := call(t, method, base+path, key, body)
+		check(t, op, status, h, raw)
+		if status != want {
+			t.Fatalf("%s %s %s: %d, want %d: %s", method, path, body, status, want, raw)
+		}
+		return raw
+	}
+	audience := dataID(t, post("POST /api/v1/segments", "/api/v1/segments", `{"name": "Campaign audience", "rules": {"op": "has_tag", "value": "alumni"}}`, 201))
+	excluded := dataID(t, post("POST /api/v1/segments", "/api/v1/segments", `{"name": "Campaign exclusions", "rules": {"op": "has_tag", "value": "do-not-mail"}}`, 201))
+	var evaluated struct{ Data struct{ Members int64 } }
+	if raw := post("POST /api/v1/segments/{id}/evaluate", "/api/v1/segments/"+audience+"/evaluate", "", 200); json.Unmarshal(raw, &evaluated) != nil || evaluated.Data.Members == 0 {
+		t.Fatalf("the campaign's audience segment has no members: %s", raw)
+	}
+	tpl := dataID(t, post("POST /api/v1/templates", "/api/v1/templates", `{"name": "Campaign appeal", "channel": "email", "content": {
+		"subject": "{{contact.firstName | default: \"Friend\"}}, the {{campaign.name}}", "text": "Give today.", "from": "alumni@example.edu"}}`, 201))
+	post("POST /api/v1/templates/{id}/activate", "/api/v1/templates/"+tpl+"/activate", "", 200)
+	draftTpl := dataID(t, post("POST /api/v1/templates", "/api/v1/templates", `{"name": "Campaign draft", "channel": "email", "content": {"subject": "Draft", "text": "Not yet."}}`, 201))
+	sms := dataID(t, post("POST /api/v1/templates", "/api/v1/templates", `{"name": "Campaign reminder", "channel": "sms", "content": {"body": "See you there."}}`, 201))
+
+	body := fmt.Sprintf(`{"name": "Spring appeal", "channel": "email", "templateId": %q, "segmentIds": [%q, %q], "excludeSegmentIds": [%q],
+		"sender": {"from": "giving@example.edu", "fromName": "Office of Giving"}, "rate": 0.001}`, tpl, audience, audience, excluded)
+	status, h, raw := call(t, "POST", base+"/api/v1/campaigns", key, body)
+	check(t, "POST /api/v1/campaigns", status, h, raw)
+	if status != http.StatusCreated {
+		t.Fatalf("create campaign: %d %s", status, raw)
+	}
+	id := dataID(t, raw)
+	if loc := h.Get("Location"); loc != "/api/v1/campaigns/"+id {
+		t.Errorf("create campaign: Location %q", loc)
+	}
+	c := "/api/v1/campaigns/" + id
+	draft := "/api/v1/campaigns/" + dataID(t, post("POST /api/v1/campaigns", "/api/v1/campaigns",
+		fmt.Sprintf(`{"name": "Not ready", "channel": "email", "templateId": %q, "segmentIds": [%q]}`, draftTpl, audience), 201))
+	const none = "/api/v1/campaigns/no-such-campaign"
+	at := func(d time.Duration) string {
+		return fmt.Sprintf(`{"at": %q}`, time.Now().Add(d).UTC().Format(time.RFC3339))
+	}
+	local := fmt.Sprintf(`{"localTime": "09:00", "date": %q, "timeZone": "America/New_York"}`, time.Now().AddDate(0, 0, 2).Format(time.DateOnly))
+	// wantStatus reads the campaign and checks its status.
+	wantStatus := func(path, want string) {
+		t.Helper()
+		raw := post("GET /api/v1/campaigns/{id}", path, "", 200)
+		var got struct{ Data struct{ Status string } }
+		if json.Unmarshal(raw, &got) != nil || got.Data.Status != want {
+			t.Errorf("campaign %s: status %q, want %q: %s", path, got.Data.Status, want, raw)
+		}
+	}
+	// wantCode sends one request that must fail with code.
+	wantCode := func(op, path, body string, want int, code string, header ...string) {
+		t.Helper()
+		method, _, _ := strings.Cut(op, " ")
+		status, h, raw := call(t, method, base+path, key, body, header...)
+		check(t, op, status, h, raw)
+		if status != want || !strings.Contains(string(raw), `"code":"`+code+`"`) {
+			t.Errorf("%s %s %s: %d %s, want %d %s", method, path, body, status, raw, want, code)
+		}
+	}
+
+	runProbes(t, check, base, key, []probe{
+		{"POST /api/v1/campaigns", "/api/v1/campaigns", `{"name": "x", "channel": "fax", "templateId": "` + tpl + `", "segmentIds": ["` + audience + `"]}`, nil, 400},
+		{"POST /api/v1/campaigns", "/api/v1/campaigns", `{"name": "x", "channel": "email", "templateId": "` + tpl + `"}`, nil, 400},
+		{"POST /api/v1/campaigns", "/api/v1/campaigns", `{"name": "x", "channel": "email", "templateId": "` + tpl + `", "segmentIds": ["no-such-segment"]}`, nil, 400},
+		{"POST /api/v1/campaigns", "/api/v1/campaigns", `{"name": "x", "channel": "sms", "templateId": "` + tpl + `", "segmentIds": ["` + audience + `"]}`, nil, 400},
+		{"POST /api/v1/campaigns", "/api/v1/campaigns", `{"name": "x", "channel": "sms", "templateId": "` + sms + `", "segmentIds": ["` + audience + `"], "sender": {"from": "a@example.edu"}}`, nil, 400},
+		{"POST /api/v1/campaigns", "/api/v1/campaigns", `{"name": "x", "channel": "email", "templateId": "` + tpl + `", "segmentIds": ["` + audience + `"], "rate": -1}`, nil, 400},
+		{"POST /api/v1/campaigns", "/api/v1/campaigns", `{"name": "x", "channel": "email", "templateId": "` + tpl + `", "segmentIds": ["` + audience + `"], "priority": 1}`, nil, 400},
+		{"POST /api/v1/campaigns", "/api/v1/campaigns", `{"name": "` + strings.Repeat("x", 70<<10) + `"}`, nil, 413},
+		{"GET /api/v1/campaigns", "/api/v1/campaigns", "", nil, 200},
+		{"GET /api/v1/campaigns", "/api/v1/campaigns?status=created&limit=1", "", nil, 200},
+		{"GET /api/v1/campaigns", "/api/v1/campaigns?status=draft", "", nil, 400},
+		{"GET /api/v1/campaigns", "/api/v1/campaigns?limit=0", "", nil, 400},
+		{"GET /api/v1/campaigns", "/api/v1/campaigns?cursor=nonsense", "", nil, 400},
+		{"GET /api/v1/campaigns", "/api/v1/campaigns?channel=email", "", nil, 400},
+		{"GET /api/v1/campaigns/{id}", c, "", nil, 200},
+		{"GET /api/v1/campaigns/{id}", none, "", nil, 404},
+		{"PATCH /api/v1/campaigns/{id}", c, `{"name": "Spring appeal 2027", "sender": {"from": "giving@example.edu", "replyTo": "replies@example.edu"}}`, []string{"If-Match", `"1"`}, 200},
+		{"PATCH /api/v1/campaigns/{id}", c, `{"name": null, "excludeSegmentIds": ["` + excluded + `"]}`, nil, 200},
+		{"PATCH /api/v1/campaigns/{id}", c, `{"templateId": "` + sms + `"}`, nil, 400},
+		{"PATCH /api/v1/campaigns/{id}", c, `{"segmentIds": []}`, nil, 400},
+		{"PATCH /api/v1/campaigns/{id}", c, `{"status": "started"}`, nil, 400},
+		{"PATCH /api/v1/campaigns/{id}", none, `{"name": "x"}`, nil, 404},
+		{"POST /api/v1/campaigns/{id}/schedule", c + "/schedule", at(time.Hour), nil, 200},
+		{"POST /api/v1/campaigns/{id}/schedule", c + "/schedule", local, nil, 200},
+		{"POST /api/v1/campaigns/{id}/schedule", c + "/schedule", `{"at": "2030-01-01T09:00", "timeZone": "Mars/Olympus"}`, nil, 400},
+		{"POST /api/v1/campaigns/{id}/schedule", c + "/schedule", `{"at": "2030-01-01T09:00", "localTime": "09:00"}`, nil, 400},
+		{"POST /api/v1/campaigns/{id}/schedule", c + "/schedule", `{}`, nil, 400},
+		{"POST /api/v1/campaigns/{id}/schedule", none + "/schedule", at(time.Hour), nil, 404},
+		{"PATCH /api/v1/campaigns/{id}", c, `{"rate": 0.001}`, nil, 200}, // scheduled campaigns can be edited
+		{"DELETE /api/v1/campaigns/{id}/schedule", c + "/schedule", "", nil, 200},
+		{"DELETE /api/v1/campaigns/{id}/schedule", none + "/schedule", "", nil, 404},
+		{"POST /api/v1/campaigns/{id}/start", none + "/start", "", nil, 404},
+		{"POST /api/v1/campaigns/{id}/pause", none + "/pause", "", nil, 404},
+		{"POST /api/v1/campaigns/{id}/resume", none + "/resume", "", nil, 404},
+		{"POST /api/v1/campaigns/{id}/cancel", none + "/cancel", "", nil, 404},
+		{"GET /api/v1/campaigns/{id}/stats", c + "/stats", "", nil, 200},
+		{"GET /api/v1/campaigns/{id}/stats", none + "/stats", "", nil, 404},
+		{"GET /api/v1/campaigns/{id}/report", c + "/report", "", nil, 200},
+		{"GET /api/v1/campaigns/{id}/report", none + "/report", "", nil, 404},
+		{"POST /api/v1/campaigns/{id}/test", c + "/test", `{"to": "me@example.edu"}`, nil, 200},
+		{"POST /api/v1/campaigns/{id}/test", c + "/test", `{"to": "+14155550123"}`, nil, 400},
+		{"POST /api/v1/campaigns/{id}/test", c + "/test", `{"to": "me@example.edu", "subject": "x"}`, nil, 400},
+		{"POST /api/v1/campaigns/{id}/test", c + "/test", `{"to": "me@example.edu", "contactId": "no-such-contact"}`, nil, 404},
+		{"POST /api/v1/campaigns/{id}/test", none + "/test", `{"to": "me@example.edu"}`, nil, 404},
+	})
+	wantStatus(c, "created")
+	wantCode("PATCH /api/v1/campaigns/{id}", c, `{"name": "Stale"}`, 409, "version_mismatch", "If-Match", "1")
+	wantCode("PATCH /api/v1/campaigns/{id}", c, `{"name": "Stale"}`, 400, "invalid_if_match", "If-Match", `W/"1"`)
+	wantCode("POST /api/v1/campaigns/{id}/schedule", c+"/schedule", at(-time.Hour), 400, "invalid_field")
+	wantCode("DELETE /api/v1/campaigns/{id}/schedule", c+"/schedule", "", 409, "illegal_transition")
+	wantCode("POST /api/v1/campaigns/{id}/pause", c+"/pause", "", 409, "illegal_transition")
+	wantCode("POST /api/v1/campaigns/{id}/resume", c+"/resume", "", 409, "illegal_transition")
+	wantCode("POST /api/v1/campaigns/{id}/start", draft+"/start", "", 409, "template_not_active")
+	wantCode("GET /api/v1/campaigns/{id}/report", c+"/report?interval=week", "", 400, "invalid_interval")
+	wantCode("GET /api/v1/campaigns", "/api/v1/campaigns?status=draft", "", 400, "invalid_status")
+
+	// Started: nothing goes out at a rate of 0.001 a second, so it stays
+	// started until paused and cancelled.
+	runProbes(t, check, base, key, []probe{
+		{"POST /api/v1/campaigns/{id}/schedule", c + "/schedule", at(time.Hour), nil, 200},
+		{"POST /api/v1/campaigns/{id}/start", c + "/start", "", nil, 200},
+	})
+	wantStatus(c, "started")
+	wantCode("POST /api/v1/campaigns/{id}/start", c+"/start", "", 409, "illegal_transition")
+	wantCode("PATCH /api/v1/campaigns/{id}", c, `{"name": "Too late"}`, 409, "illegal_transition")
+	wantCode("POST /api/v1/campaigns/{id}/schedule", c+"/schedule", at(time.Hour), 409, "illegal_transition")
+	runProbes(t, check, base, key, []probe{
+		{"POST /api/v1/campaigns/{id}/pause", c + "/pause", "", nil, 200},
+		{"POST /api/v1/campaigns/{id}/pause", c + "/pause", "", nil, 409},
+		{"POST /api/v1/campaigns/{id}/resume", c + "/resume", "", nil, 200},
+		{"GET /api/v1/campaigns/{id}/stats", c + "/stats", "", nil, 200},
+		{"GET /api/v1/campaigns/{id}/report", c + "/report?interval=minute", "", nil, 200},
+		{"GET /api/v1/campaigns/{id}/report", c + "/report?interval=day", "", nil, 200},
+		{"GET /api/v1/campaigns/{id}/report", c + "/report?from=yesterday", "", nil, 400},
+		{"POST /api/v1/campaigns/{id}/test", c + "/test", `{"to": "me@example.edu"}`, nil, 200},
+		{"GET /api/v1/campaigns", "/api/v1/campaigns?status=started", "", nil, 200},
+		{"POST /api/v1/campaigns/{id}/cancel", c + "/cancel", "", nil, 200},
+		{"POST /api/v1/campaigns/{id}/cancel", c + "/cancel", "", nil, 409},
+		{"POST /api/v1/campaigns/{id}/resume", c + "/resume", "", nil, 409},
+		{"POST /api/v1/campaigns/{id}/cancel", draft + "/cancel", "", nil, 200},
+		{"GET /api/v1/campaigns/{id}/stats", c + "/stats", "", nil, 200},
+		{"GET /api/v1/campaigns/{id}/report", c + "/report", "", nil, 200},
+	})
+	wantStatus(c, "cancelled")
+	wantStatus(draft, "cancelled")
 }
