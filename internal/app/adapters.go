@@ -248,7 +248,8 @@ func (c campaignTester) SendTest(ctx context.Context, tenant string, t campaigns
 		return campaigns.TestResult{}, fault.New(fault.Unavailable, "pipeline_disabled", "this instance does not run the pipeline module; send the test through one that does")
 	}
 	r, err := c.pipeline.SendTest(ctx, tenant, pipeline.TestSend{TemplateID: t.TemplateID, TemplateVersion: t.TemplateVersion,
-		Channel: t.Channel, To: t.To, ContactID: t.ContactID})
+		Channel: t.Channel, To: t.To, ContactID: t.ContactID, SourceID: t.CampaignID, SourceName: t.CampaignName,
+		Sender: pipeline.Sender{From: t.Sender.From, FromName: t.Sender.FromName, ReplyTo: t.Sender.ReplyTo}})
 	if err != nil {
 		return campaigns.TestResult{}, err
 	}

@@ -303,6 +303,9 @@ func benchmarkCampaign(b *testing.B, configure func(*testing.B, *config.Config))
 			configure(b, &cfg)
 		}
 		cfg.Modules = []string{"contacts", "segments", "templates", "campaigns", "pipeline", "analytics"}
+		if v, err := strconv.Atoi(os.Getenv("BENCH_INFLIGHT")); err == nil {
+			cfg.Campaigns.MaxInFlight = v
+		}
 		a := startApp(b, cfg)
 		ctx := context.Background()
 		tenantObj, key, err := a.Tenants().Create(ctx, "bench")

@@ -80,7 +80,7 @@ func TestCampaignFlow(t *testing.T) {
 		audience, optedOut, tpl := campaignSetup(t, ca, consented)
 
 		status, doc := ca.do("POST", "/api/v1/campaigns", fmt.Sprintf(`{"name": "Autumn news", "channel": "email", "templateId": %q,
-			"segmentIds": [%q], "excludeSegmentIds": [%q]}`, tpl, audience, optedOut))
+			"segmentIds": [%q], "excludeSegmentIds": [%q], "sender": {"from": "news@example.edu", "fromName": "Alumni News"}}`, tpl, audience, optedOut))
 		if status != 201 {
 			t.Fatalf("create: %d %v", status, doc)
 		}
@@ -119,6 +119,9 @@ func TestCampaignFlow(t *testing.T) {
 		to := map[string]int{}
 		for _, m := range sb["data"].([]any) {
 			to[m.(map[string]any)["to"].(string)]++
+			if from := m.(map[string]any)["from"]; from != "news@example.edu" {
+				t.Fatalf("sent from %v, not the campaign's sender", from)
+			}
 		}
 		if len(to) != consented || to["optout@example.org"] != 0 {
 			t.Fatalf("sandbox recipients: %v", to)
@@ -408,8 +411,9 @@ func TestCampaignStatsExactUnderRedelivery(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	bustest.Eventually(t, 20*time.Second, "the opens counted", func() bool {
-		return campaignStats(t, c, id)["opened"] == float64(2)
+	bustest.Eventually(t, 20*time.Second, "the opens counted and the campaign completed", func() bool {
+		st := campaignStats(t, c, id)
+		return st["opened"] == float64(2) && st["status"] == "completed"
 	})
 	st := campaignStats(t, c, id)
 	if st["sent"] != float64(sendable) || st["delivered"] != float64(sendable) || st["uniqueOpened"] != float64(1) ||
@@ -470,17 +474,32 @@ func TestCampaignRefusesBadInput(t *testing.T) {
 			t.Fatalf("schedule %s: %d %v", tc.name, status, doc)
 		}
 	}
+	if status, _ := c.do("POST", "/api/v1/campaigns/nope/schedule", `{}`); status != 404 {
+		t.Fatalf("schedule an unknown campaign: %d, want 404 before any check of the schedule", status)
+	}
 	if status, doc := c.do("GET", "/api/v1/campaigns/"+id+"/report?interval=week", ""); status != 400 || !strings.Contains(fmt.Sprint(doc["error"]), "minute, hour or day") {
 		t.Fatalf("report by week: %d %v", status, doc)
+	}
+	// A scheduled campaign whose template is archived before its time
+	// cannot start then: it is cancelled, saying why.
+	doomed := newCampaign(t, c, tpl, audience, "")
+	at := time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano)
+	if status, doc := c.do("POST", "/api/v1/campaigns/"+doomed+"/schedule", `{"at": "`+at+`"}`); status != 200 {
+		t.Fatalf("schedule: %d %v", status, doc)
 	}
 	c.do("POST", "/api/v1/templates/"+tpl+"/archive", "")
 	if status, doc := c.do("POST", "/api/v1/campaigns/"+id+"/start", ""); status != 409 || !strings.Contains(fmt.Sprint(doc["error"]), "template_not_active") {
 		t.Fatalf("start with an archived template: %d %v", status, doc)
 	}
-	bustest.Eventually(t, 10*time.Second, "only the one campaign created", func() bool {
-		return total(t, c, "subject=campaign.created") == 1
+	bustest.Eventually(t, 20*time.Second, "the scheduled campaign cancelled at its time", func() bool {
+		_, doc := c.do("GET", "/api/v1/campaigns/"+doomed, "")
+		return dataOf(doc)["status"] == "cancelled"
 	})
-	if n := total(t, c, "subject=campaign.scheduled") + total(t, c, "subject=campaign.started"); n != 0 {
-		t.Fatalf("%v events of refused changes", n)
+	bustest.Eventually(t, 10*time.Second, "the two campaigns created, one scheduled and cancelled", func() bool {
+		return total(t, c, "subject=campaign.created") == 2 && total(t, c, "subject=campaign.scheduled") == 1 &&
+			total(t, c, "subject=campaign.cancelled") == 1
+	})
+	if n := total(t, c, "subject=campaign.started"); n != 0 {
+		t.Fatalf("%v campaigns started", n)
 	}
 }

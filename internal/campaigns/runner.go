@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
 	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
 )
 
@@ -139,7 +140,14 @@ func (r *Runner) startOverdue(ctx context.Context) {
 	for _, d := range list {
 		at := time.UnixMilli(d.at).UTC()
 		s.log.WarnContext(ctx, "scheduled campaign overdue; starting it", "tenant", d.tenant, "campaign", d.id, "startAt", at)
-		if _, err := s.start(ctx, d.tenant, d.id, &at); err != nil && !errors.Is(err, errStaleTimer) {
+		_, err := s.start(ctx, d.tenant, d.id, &at)
+		var fe *fault.Error
+		switch {
+		case err == nil, errors.Is(err, errStaleTimer):
+		case errors.As(err, &fe) && fe.Kind == fault.Conflict:
+			err = s.cannotStart(ctx, d.tenant, d.id, fe)
+		}
+		if err != nil && !errors.Is(err, errStaleTimer) {
 			r.logErr(ctx, "start overdue campaign "+d.id, err)
 		}
 	}
@@ -265,7 +273,8 @@ func (r *Runner) run(ctx context.Context, tenant, id string) {
 		}
 		n := min(int(room), r.cfg.Batch)
 		if n = bucket.take(n, time.Now()); n == 0 {
-			sleep(ctx, bucket.wait(time.Now()))
+			// At most a poll interval: the lease is renewed between sleeps.
+			sleep(ctx, min(bucket.wait(time.Now()), r.cfg.Poll))
 			continue
 		}
 		queued, next, done, err := r.queue(ctx, tenant, c, n)
@@ -503,7 +512,8 @@ func (r *Runner) queue(ctx context.Context, tenant string, c *Campaign, n int) (
 			id := event.NewID()
 			env, err := event.New(ctx, event.PipelineMessageQueued, event.SourceCampaigns, tenant, event.MessageData{
 				MessageID: id, Channel: c.Channel, ContactID: rc.ContactID, SourceType: event.MessageSourceCampaign,
-				SourceID: c.ID, TemplateID: c.TemplateID, TemplateVersion: c.TemplateVersion, SourceName: c.Name})
+				SourceID: c.ID, TemplateID: c.TemplateID, TemplateVersion: c.TemplateVersion, SourceName: c.Name,
+				From: c.Sender.From, FromName: c.Sender.FromName, ReplyTo: c.Sender.ReplyTo})
 			if err != nil {
 				return err
 			}

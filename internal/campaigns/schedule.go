@@ -16,7 +16,7 @@ func (s *Schedule) startAt(now time.Time) (time.Time, error) {
 	loc := time.UTC
 	if s.TimeZone != "" {
 		l, err := time.LoadLocation(s.TimeZone)
-		if err != nil {
+		if err != nil || s.TimeZone == "Local" { // Local is the server's zone, not a place
 			return time.Time{}, invalid("schedule.timeZone", "timeZone %q is not an IANA time zone such as Europe/London", s.TimeZone)
 		}
 		loc = l

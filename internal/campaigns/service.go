@@ -67,6 +67,10 @@ type TestRequest struct {
 	To string `json:"to"`
 	// ContactID, when set, fills the placeholders with that contact.
 	ContactID string `json:"contactId"`
+	// The campaign's sender, id and name, as its messages carry them.
+	Sender       Sender `json:"-"`
+	CampaignID   string `json:"-"`
+	CampaignName string `json:"-"`
 }
 
 // TestResult is the provider's acceptance of a test send.
@@ -360,12 +364,13 @@ func stateEvent(ctx context.Context, subject, tenant string, c *Campaign, reason
 // Schedule sets (or moves) the start of a campaign not yet started and
 // arms its durable timer.
 func (s *Service) Schedule(ctx context.Context, tenant, id string, sch Schedule) (*Campaign, error) {
-	startAt, err := sch.startAt(s.clock())
-	if err != nil {
-		return nil, err
-	}
+	var startAt time.Time
 	c, err := s.transition(ctx, tenant, id, "schedule", StatusScheduled, []string{StatusCreated, StatusScheduled},
 		func(tx *sql.Tx, c *Campaign) (*event.Envelope, error) {
+			var err error
+			if startAt, err = sch.startAt(s.clock()); err != nil {
+				return nil, err
+			}
 			c.Schedule, c.StartAt = &sch, &startAt
 			env, err := event.New(ctx, event.CampaignScheduled, event.SourceCampaigns, tenant, event.CampaignScheduledData{
 				CampaignID: c.ID, Name: c.Name, ScheduledAt: event.Time{Time: startAt}})
@@ -430,10 +435,19 @@ func (s *Service) start(ctx context.Context, tenant, id string, startAt *time.Ti
 			if !t.Active {
 				return nil, fault.New(fault.Conflict, "template_not_active", "template %s is not active; activate it before starting the campaign", c.TemplateID)
 			}
+			for _, seg := range slices.Concat(c.SegmentIDs, c.ExcludeSegmentIDs) {
+				ok, err := s.audience.SegmentExists(ctx, tenant, seg)
+				if err != nil {
+					return nil, fmt.Errorf("read segment %s: %w", seg, err)
+				}
+				if !ok {
+					return nil, fault.New(fault.Conflict, "segment_gone", "segment %s no longer exists; edit the campaign's segments", seg)
+				}
+			}
 			now := s.clock()
 			c.TemplateVersion, c.StartedAt = t.Version, &now
-			if startAt == nil && c.Schedule.PerRecipient() {
-				// Started by hand: everyone now, not at their local time.
+			if startAt == nil {
+				// Started by hand: now, and everyone now, whatever the schedule said.
 				c.Schedule, c.StartAt = nil, nil
 			}
 			return nil, nil // campaign.started goes out with the audience count
@@ -486,6 +500,7 @@ func (s *Service) TestSend(ctx context.Context, tenant, id string, req TestReque
 		return TestResult{}, err
 	}
 	req.TemplateID, req.TemplateVersion, req.Channel = c.TemplateID, c.TemplateVersion, c.Channel
+	req.Sender, req.CampaignID, req.CampaignName = c.Sender, c.ID, c.Name
 	return s.tester.SendTest(ctx, tenant, req)
 }
 
@@ -534,12 +549,25 @@ func (s *Service) HandleTimer(ctx context.Context, key string, data []byte) erro
 		return nil
 	case errors.Is(err, errStaleTimer), errors.As(err, &fe) && (fe.Code == "illegal_transition" || fe.Code == "campaign_not_found"):
 		return nil // moved, started by hand, or cancelled since the timer was set
-	case errors.As(err, &fe):
-		// The template was archived or deleted: the campaign cannot start,
-		// and retrying will not change that. Say so where people look.
-		s.log.ErrorContext(ctx, "scheduled campaign cannot start", "tenant", p.Tenant, "campaign", p.CampaignID, "err", err)
-		return nil
+	case errors.As(err, &fe) && fe.Kind == fault.Conflict:
+		return s.cannotStart(ctx, p.Tenant, p.CampaignID, fe)
 	default:
 		return err
 	}
+}
+
+// cannotStart cancels a scheduled campaign that cannot start at its time
+// (its template archived or deleted, a segment deleted): waiting would not
+// change that, and a campaign left scheduled in the past helps nobody.
+// campaign.cancelled carries the reason.
+func (s *Service) cannotStart(ctx context.Context, tenant, id string, why *fault.Error) error {
+	s.log.ErrorContext(ctx, "scheduled campaign cannot start; cancelling it", "tenant", tenant, "campaign", id, "reason", why.Message)
+	_, err := s.transition(ctx, tenant, id, "cancel", StatusCancelled, []string{StatusScheduled},
+		func(tx *sql.Tx, c *Campaign) (*event.Envelope, error) {
+			return stateEvent(ctx, event.CampaignCancelled, tenant, c, why.Code+": "+why.Message)
+		})
+	if fe, ok := fault.As(err); ok && fe.Code == "illegal_transition" {
+		return nil // no longer scheduled
+	}
+	return err
 }

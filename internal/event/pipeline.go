@@ -110,6 +110,12 @@ type MessageData struct {
 	Step string `json:"step,omitempty"`
 	// Subject is the email subject line, so the inbox can thread replies.
 	Subject string `json:"subject,omitempty"`
+	// From, FromName and ReplyTo override the template's email sender for
+	// this message (a campaign's own sender), on queued. Added to the
+	// specification's payload.
+	From     string `json:"from,omitempty"`
+	FromName string `json:"fromName,omitempty"`
+	ReplyTo  string `json:"replyTo,omitempty"`
 	// OccurredAt is when the provider says the status happened (an open, a
 	// delivery); zero when it is the envelope's timestamp.
 	OccurredAt Time `json:"occurredAt,omitzero"`

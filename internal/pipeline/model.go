@@ -50,6 +50,7 @@ type Message struct {
 	SendAfter  *time.Time `json:"sendAfter,omitempty"`
 	sourceName string
 	runID      string
+	sender     Sender
 }
 
 // ErrRecipientNotFound is what a ContactSource returns for a contact that
@@ -118,4 +119,12 @@ type Provider interface {
 // in "sending" is resolved instead of failed.
 type Lookup interface {
 	Accepted(ctx context.Context, tenant, messageID string) (channel.Receipt, bool, error)
+}
+
+// Sender is the email sender a requester chose for a message, overriding
+// the template's; empty fields keep the template's.
+type Sender struct {
+	From     string `json:"from,omitempty"`
+	FromName string `json:"fromName,omitempty"`
+	ReplyTo  string `json:"replyTo,omitempty"`
 }

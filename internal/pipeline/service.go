@@ -229,7 +229,8 @@ func (s *Service) Handle(ctx context.Context, env event.Envelope) error {
 	now := s.clock()
 	m := &Message{ID: d.MessageID, SourceType: d.SourceType, SourceID: d.SourceID, Step: d.Step, ContactID: d.ContactID, Channel: d.Channel,
 		TemplateID: d.TemplateID, TemplateVersion: d.TemplateVersion, Recipient: d.RecipientAddress, Status: StatusQueued,
-		CreatedAt: now, UpdatedAt: now, sourceName: d.SourceName, runID: d.RunID}
+		CreatedAt: now, UpdatedAt: now, sourceName: d.SourceName, runID: d.RunID,
+		sender: Sender{From: d.From, FromName: d.FromName, ReplyTo: d.ReplyTo}}
 	// Campaigns and workflows queue by event alone: the claim makes the
 	// row, once, whatever the number of deliveries.
 	return s.sendQueued(ctx, env.TenantID, m)
@@ -315,8 +316,14 @@ func (s *Service) call(ctx context.Context, p Provider, msg channel.Message) (ch
 func (s *Service) outgoing(tenant string, m *Message, c Content, unsub string) channel.Message {
 	msg := channel.Message{Tenant: tenant, ID: m.ID, To: m.Recipient, From: c.From, FromName: c.FromName, ReplyTo: c.ReplyTo,
 		Subject: c.Subject, HTML: c.HTML, Text: c.Text, Template: c.WhatsApp}
-	if m.Channel == event.ChannelEmail && msg.From == "" {
-		msg.From, msg.FromName = s.EmailFrom, orDefault(msg.FromName, s.EmailFromName)
+	if m.Channel == event.ChannelEmail {
+		if m.sender.From != "" {
+			msg.From, msg.FromName = m.sender.From, m.sender.FromName
+		}
+		msg.ReplyTo = orDefault(m.sender.ReplyTo, msg.ReplyTo)
+		if msg.From == "" {
+			msg.From, msg.FromName = s.EmailFrom, orDefault(msg.FromName, s.EmailFromName)
+		}
 	}
 	if s.StatusCallback != nil {
 		msg.StatusCallback = s.StatusCallback(tenant, m.Channel)

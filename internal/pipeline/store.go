@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -31,7 +32,7 @@ type querier interface {
 }
 
 const messageColumns = `id, source_type, source_id, step, contact_id, channel, template_id, template_version, campaign_name, run_id,
-	recipient, subject, status, attempts, provider, external_id, error_code, error, created_at, updated_at, sent_at, send_after`
+	recipient, subject, status, attempts, provider, external_id, error_code, error, created_at, updated_at, sent_at, send_after, sender`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -40,11 +41,17 @@ func scanMessage(r scanner) (*Message, error) {
 		m                Message
 		created, updated int64
 		sent, after      sql.NullInt64
+		sender           string
 	)
 	if err := r.Scan(&m.ID, &m.SourceType, &m.SourceID, &m.Step, &m.ContactID, &m.Channel, &m.TemplateID, &m.TemplateVersion,
 		&m.sourceName, &m.runID, &m.Recipient, &m.Subject, &m.Status, &m.Attempts, &m.Provider, &m.ExternalID, &m.ErrorCode,
-		&m.Error, &created, &updated, &sent, &after); err != nil {
+		&m.Error, &created, &updated, &sent, &after, &sender); err != nil {
 		return nil, err
+	}
+	if sender != "" {
+		if err := json.Unmarshal([]byte(sender), &m.sender); err != nil {
+			return nil, fmt.Errorf("message %s: stored sender does not decode: %w", m.ID, err)
+		}
 	}
 	m.CreatedAt, m.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
 	if sent.Valid {
@@ -76,12 +83,12 @@ func insertQueued(ctx context.Context, kind store.Kind, q querier, tenant string
 func insertMessage(ctx context.Context, q querier, tenant string, m *Message) (bool, error) {
 	res, err := q.ExecContext(ctx, `INSERT INTO messages (tenant_id, id, source_type, source_id, step, contact_id, channel,
 		template_id, template_version, campaign_name, run_id, recipient, subject, status, attempts, error_code, error,
-		created_at, updated_at, send_after)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+		created_at, updated_at, send_after, sender)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
 		ON CONFLICT DO NOTHING`,
 		tenant, m.ID, m.SourceType, m.SourceID, m.Step, m.ContactID, m.Channel, m.TemplateID, m.TemplateVersion,
 		m.sourceName, m.runID, m.Recipient, m.Subject, m.Status, m.Attempts, m.ErrorCode, m.Error,
-		m.CreatedAt.UnixMilli(), m.UpdatedAt.UnixMilli(), unixMilliOrNil(m.SendAfter))
+		m.CreatedAt.UnixMilli(), m.UpdatedAt.UnixMilli(), unixMilliOrNil(m.SendAfter), senderJSON(m.sender))
 	if err != nil {
 		return false, fmt.Errorf("insert message: %w", err)
 	}
@@ -149,4 +156,12 @@ func suppressed(ctx context.Context, q querier, tenant, ch, address string) (str
 		return "", false, fmt.Errorf("check suppression: %w", err)
 	}
 	return reason, true, nil
+}
+
+func senderJSON(s Sender) string {
+	if s == (Sender{}) {
+		return ""
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
 }

@@ -22,6 +22,11 @@ type TestSend struct {
 	// ContactID, when set, fills the placeholders with that contact's data;
 	// otherwise the template's defaults fill them.
 	ContactID string `json:"contactId"`
+	// A campaign's test: its sender, and its id and name for the
+	// {{campaign.*}} placeholders.
+	Sender     Sender `json:"-"`
+	SourceID   string `json:"-"`
+	SourceName string `json:"-"`
 }
 
 // TestResult is the provider's acceptance of a test send.
@@ -64,7 +69,7 @@ func (s *Service) SendTest(ctx context.Context, tenant string, t TestSend) (*Tes
 	}
 	id := event.NewID()
 	content, err := s.Renderer.Render(ctx, tenant, t.TemplateID, t.TemplateVersion, t.Channel, RenderRequest{
-		Recipient: r, MessageID: id, Draft: true})
+		Recipient: r, MessageID: id, SourceID: t.SourceID, SourceName: t.SourceName, Draft: true})
 	if errors.Is(err, ErrTemplate) {
 		return nil, fault.Wrap(err, fault.Invalid, "template_error", "the template cannot be sent: %v", err)
 	}
@@ -74,7 +79,7 @@ func (s *Service) SendTest(ctx context.Context, tenant string, t TestSend) (*Tes
 	if err := s.throttle(ctx, tenant, t.Channel); err != nil {
 		return nil, err
 	}
-	m := &Message{ID: id, Channel: t.Channel, Recipient: to}
+	m := &Message{ID: id, Channel: t.Channel, Recipient: to, sender: t.Sender}
 	msg := s.outgoing(tenant, m, content, "")
 	msg.StatusCallback = "" // nothing to report to: no message row
 	receipt, err := s.call(ctx, provider, msg)
