@@ -247,13 +247,17 @@ func activeTemplate(b *testing.B, a *app.App, tenant string) string {
 
 // peakRSSMiB is the process's peak resident memory (Linux), the whole test
 // binary included.
-func peakRSSMiB() float64 {
+func peakRSSMiB() float64 { return rssMiB("VmHWM:") }
+
+// rssMiB reads one memory line of /proc/self/status (VmHWM: the peak,
+// VmRSS: now) in MiB.
+func rssMiB(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
 			return float64(kb) / 1024
 		}
@@ -336,7 +340,19 @@ func benchmarkCampaign(b *testing.B, configure func(*testing.B, *config.Config))
 		b.StartTimer()
 		start := time.Now()
 		c.post("/api/v1/campaigns/"+campaign+"/start", "")
-		waitFor(b, 30*time.Minute, func() bool { return c.get("/api/v1/campaigns/" + campaign)["status"] == "completed" })
+		// Memory at each tenth of the send: it should stay flat, however
+		// large the audience.
+		var samples []string
+		next := 0.1
+		waitFor(b, 2*time.Hour, func() bool {
+			st := c.get("/api/v1/campaigns/" + campaign + "/stats")
+			if sent, _ := st["sent"].(float64); sent >= next*float64(n) {
+				samples = append(samples, fmt.Sprintf("%.0f%%: %.0f MiB", next*100, rssMiB("VmRSS:")))
+				next += 0.1
+			}
+			return st["status"] == "completed"
+		})
+		b.Logf("RSS during the send (sent share: resident MiB): %s", strings.Join(samples, ", "))
 		elapsed := time.Since(start)
 		stopProfile()
 		if st := c.get("/api/v1/campaigns/" + campaign + "/stats"); st["sent"] != float64(n) {
