@@ -149,8 +149,11 @@ func (im *Importer) Start(ctx context.Context, tenant, format, mode string, body
 		os.Remove(imp.spool)
 		return nil, err
 	}
+	// The caller gets the import as it starts; the run goes on with its
+	// own copy, which Get reads from the database.
+	started := *imp
 	im.launch(imp, 0)
-	return imp, nil
+	return &started, nil
 }
 
 func (im *Importer) newImport(tenant, format, mode string) *Import {
