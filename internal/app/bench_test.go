@@ -80,18 +80,27 @@ func BenchmarkPipelineSandbox(b *testing.B) {
 // BenchmarkPipelineSMTP is BenchmarkPipelineSandbox with email.provider
 // smtp, to an SMTP server on loopback that discards what it receives.
 func BenchmarkPipelineSMTP(b *testing.B) {
-	benchmarkPipeline(b, func(b *testing.B, cfg *config.Config) {
-		port := startDiscardSMTP(b)
-		cfg.Email.Provider = config.ProviderSMTP
-		cfg.Email.SMTP = config.SMTPConfig{Host: "127.0.0.1", Port: port, Security: "none", PoolSize: 8}
-	})
+	benchmarkPipeline(b, smtpOnLoopback)
+}
+
+// smtpOnLoopback sends email to an SMTP server on loopback that discards
+// what it receives, over 8 pooled connections.
+func smtpOnLoopback(b *testing.B, cfg *config.Config) {
+	port := startDiscardSMTP(b)
+	cfg.Email.Provider = config.ProviderSMTP
+	cfg.Email.SMTP = config.SMTPConfig{Host: "127.0.0.1", Port: port, Security: "none", PoolSize: 8}
+}
+
+// envCount is the positive whole number in the variable name, or def.
+func envCount(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
 }
 
 func benchmarkPipeline(b *testing.B, configure func(*testing.B, *config.Config)) {
-	n := 20_000
-	if v, err := strconv.Atoi(os.Getenv("BENCH_MESSAGES")); err == nil && v > 0 {
-		n = v
-	}
+	n := envCount("BENCH_MESSAGES", 20_000)
 	for _, kind := range storetest.Kinds() {
 		b.Run(string(kind), func(b *testing.B) {
 			for b.Loop() {
@@ -288,18 +297,11 @@ func BenchmarkCampaignSandbox(b *testing.B) {
 // BenchmarkCampaignSMTP is BenchmarkCampaignSandbox to an SMTP server on
 // loopback that discards what it receives (8 pooled connections).
 func BenchmarkCampaignSMTP(b *testing.B) {
-	benchmarkCampaign(b, func(b *testing.B, cfg *config.Config) {
-		port := startDiscardSMTP(b)
-		cfg.Email.Provider = config.ProviderSMTP
-		cfg.Email.SMTP = config.SMTPConfig{Host: "127.0.0.1", Port: port, Security: "none", PoolSize: 8}
-	})
+	benchmarkCampaign(b, smtpOnLoopback)
 }
 
 func benchmarkCampaign(b *testing.B, configure func(*testing.B, *config.Config)) {
-	n := 20_000
-	if v, err := strconv.Atoi(os.Getenv("BENCH_RECIPIENTS")); err == nil && v > 0 {
-		n = v
-	}
+	n := envCount("BENCH_RECIPIENTS", 20_000)
 	for b.Loop() {
 		b.StopTimer()
 		cfg := testConfig(b, "")
@@ -307,9 +309,7 @@ func benchmarkCampaign(b *testing.B, configure func(*testing.B, *config.Config))
 			configure(b, &cfg)
 		}
 		cfg.Modules = []string{"contacts", "segments", "templates", "campaigns", "pipeline", "analytics"}
-		if v, err := strconv.Atoi(os.Getenv("BENCH_INFLIGHT")); err == nil {
-			cfg.Campaigns.MaxInFlight = v
-		}
+		cfg.Campaigns.MaxInFlight = envCount("BENCH_INFLIGHT", cfg.Campaigns.MaxInFlight)
 		a := startApp(b, cfg)
 		ctx := context.Background()
 		tenantObj, key, err := a.Tenants().Create(ctx, "bench")

@@ -104,10 +104,7 @@ func TestCampaignFlow(t *testing.T) {
 			t.Fatalf("edit a started campaign: %d", status)
 		}
 
-		bustest.Eventually(t, 30*time.Second, "the campaign completes", func() bool {
-			_, doc := ca.do("GET", "/api/v1/campaigns/"+id, "")
-			return dataOf(doc)["status"] == "completed"
-		})
+		waitStatus(t, ca, id, "completed")
 		st := campaignStats(t, ca, id)
 		// The opted-out member is excluded; the two without consent are
 		// queued, and the pipeline skips them.
@@ -177,6 +174,27 @@ func campaignAction(t *testing.T, c client, id, action, wantStatus string) {
 	}
 }
 
+// startThrottled starts a campaign at 20 messages a second and returns
+// once a few are sent: a send in the middle.
+func startThrottled(t *testing.T, c client, tpl, audience string) string {
+	t.Helper()
+	id := newCampaign(t, c, tpl, audience, `, "rate": 20`)
+	campaignAction(t, c, id, "start", "started")
+	bustest.Eventually(t, 20*time.Second, "a few messages sent", func() bool {
+		return campaignStats(t, c, id)["sent"].(float64) >= 5
+	})
+	return id
+}
+
+// waitStatus waits until the campaign reaches status.
+func waitStatus(t *testing.T, c client, id, status string) {
+	t.Helper()
+	bustest.Eventually(t, 30*time.Second, "campaign "+status, func() bool {
+		_, doc := c.do("GET", "/api/v1/campaigns/"+id, "")
+		return dataOf(doc)["status"] == status
+	})
+}
+
 // settled waits until none of the campaign's queued messages is still on
 // its way, and returns the stats then.
 func settled(t *testing.T, c client, id string) map[string]any {
@@ -209,11 +227,7 @@ func TestCampaignPauseResumeAndCancel(t *testing.T) {
 	c, _ := twoTenants(t, a)
 	const consented = 40
 	audience, _, tpl := campaignSetup(t, c, consented)
-	id := newCampaign(t, c, tpl, audience, `, "rate": 20`)
-	campaignAction(t, c, id, "start", "started")
-	bustest.Eventually(t, 20*time.Second, "a few messages sent", func() bool {
-		return campaignStats(t, c, id)["sent"].(float64) >= 5
-	})
+	id := startThrottled(t, c, tpl, audience)
 	campaignAction(t, c, id, "pause", "paused")
 	paused := settled(t, c, id)
 	if paused["queued"].(float64) >= consented {
@@ -227,10 +241,7 @@ func TestCampaignPauseResumeAndCancel(t *testing.T) {
 		t.Fatalf("pause a paused campaign: %d", status)
 	}
 	campaignAction(t, c, id, "resume", "started")
-	bustest.Eventually(t, 30*time.Second, "the resumed campaign completes", func() bool {
-		_, doc := c.do("GET", "/api/v1/campaigns/"+id, "")
-		return dataOf(doc)["status"] == "completed"
-	})
+	waitStatus(t, c, id, "completed")
 	// Without an exclusion segment the opted-out member gets it too.
 	const sendable = consented + 1
 	if st := campaignStats(t, c, id); st["sent"] != float64(sendable) || st["skipped"] != float64(2) {
@@ -246,11 +257,7 @@ func TestCampaignPauseResumeAndCancel(t *testing.T) {
 		}
 	}
 
-	other := newCampaign(t, c, tpl, audience, `, "rate": 20`)
-	campaignAction(t, c, other, "start", "started")
-	bustest.Eventually(t, 20*time.Second, "a few messages sent", func() bool {
-		return campaignStats(t, c, other)["sent"].(float64) >= 5
-	})
+	other := startThrottled(t, c, tpl, audience)
 	campaignAction(t, c, other, "cancel", "cancelled")
 	cancelled := settled(t, c, other)
 	if cancelled["queued"].(float64) >= consented {
@@ -491,10 +498,7 @@ func TestCampaignRefusesBadInput(t *testing.T) {
 	if status, doc := c.do("POST", "/api/v1/campaigns/"+id+"/start", ""); status != 409 || !strings.Contains(fmt.Sprint(doc["error"]), "template_not_active") {
 		t.Fatalf("start with an archived template: %d %v", status, doc)
 	}
-	bustest.Eventually(t, 20*time.Second, "the scheduled campaign cancelled at its time", func() bool {
-		_, doc := c.do("GET", "/api/v1/campaigns/"+doomed, "")
-		return dataOf(doc)["status"] == "cancelled"
-	})
+	waitStatus(t, c, doomed, "cancelled") // at its time
 	bustest.Eventually(t, 10*time.Second, "the two campaigns created, one scheduled and cancelled", func() bool {
 		return total(t, c, "subject=campaign.created") == 2 && total(t, c, "subject=campaign.scheduled") == 1 &&
 			total(t, c, "subject=campaign.cancelled") == 1
