@@ -8,6 +8,8 @@ import (
 
 	"github.com/alumoutreach/alumoutreach/internal/campaigns"
 	"github.com/alumoutreach/alumoutreach/internal/channel"
+	"github.com/alumoutreach/alumoutreach/internal/channel/whatsapp/meta"
+	"github.com/alumoutreach/alumoutreach/internal/config"
 	"github.com/alumoutreach/alumoutreach/internal/contacts"
 	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/pipeline"
@@ -254,4 +256,56 @@ func (c campaignTester) SendTest(ctx context.Context, tenant string, t campaigns
 		return campaigns.TestResult{}, err
 	}
 	return campaigns.TestResult{Provider: r.Provider, ExternalID: r.ExternalID, Subject: r.Subject}, nil
+}
+
+// templateReviewer is the WhatsApp provider's review of templates: Meta's
+// with whatsapp.provider meta, else the sandbox's, which approves every
+// template at once.
+func templateReviewer(c config.WhatsAppConfig) (templates.ReviewSubmitter, error) {
+	if c.Provider != config.ProviderMeta {
+		return templates.SandboxReviewer{}, nil
+	}
+	s, err := meta.New(meta.Config{PhoneNumberID: c.Meta.PhoneNumberID, BusinessAccountID: c.Meta.BusinessAccountID,
+		AccessToken: c.Meta.AccessToken, APIVersion: c.Meta.APIVersion, BaseURL: c.Meta.BaseURL})
+	if err != nil {
+		return nil, fmt.Errorf("whatsapp provider: %w", err)
+	}
+	return metaReviews{s}, nil
+}
+
+// metaReviews submits WhatsApp templates to Meta's review, creating them
+// under the configured business account (one for every tenant of the
+// instance, like the app's webhook).
+type metaReviews struct{ meta *meta.Sender }
+
+func (m metaReviews) SubmitForReview(ctx context.Context, _ string, r templates.ReviewRequest) (templates.ReviewResult, error) {
+	st, err := m.meta.CreateTemplate(ctx, meta.MessageTemplate{Name: r.Name, Language: r.Language, Category: r.Category,
+		Body: r.Body, BodyExamples: r.Examples})
+	var ce *channel.Error
+	if errors.As(err, &ce) && ce.Permanent {
+		// Meta refused the template itself: the review ends, rejected.
+		reason := ce.Message
+		if ce.Code != "" {
+			reason = "Meta error " + ce.Code + ": " + reason
+		}
+		return templates.ReviewResult{Status: templates.ReviewRejected, Reason: reason}, nil
+	}
+	if err != nil {
+		return templates.ReviewResult{}, err
+	}
+	res := templates.ReviewResult{ProviderID: st.ID, Status: templates.ReviewSubmitted}
+	switch st.Status {
+	case meta.TemplateApproved:
+		res.Status = templates.ReviewApproved
+	case meta.TemplateRejected, "DISABLED":
+		res.Status = templates.ReviewRejected
+		res.Reason = "Meta holds the template as " + st.Status
+		if st.Reason != "" {
+			res.Reason += " (" + st.Reason + ")"
+		}
+		if st.Existing {
+			res.Reason += "; a template of this name and language exists already at Meta: submit under another name, or edit it in WhatsApp Manager"
+		}
+	}
+	return res, nil
 }

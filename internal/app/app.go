@@ -145,6 +145,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	a.templates = templates.NewService(a.db, a.outbox, log)
 	if cfg.ModuleEnabled("templates") {
 		templates.NewHTTP(a.templates, templateContacts{a.contacts}).RegisterRoutes(a.http)
+		if err := a.wireTemplateReviews(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.ModuleEnabled("pipeline") {
 		if err := a.wirePipeline(); err != nil {
@@ -376,6 +379,19 @@ func (a *App) wireSegments() {
 	a.pending = append(a.pending,
 		a.consumerOptions(segments.ContactConsumerName, []string{"contact.>"}, svc.ContactHandler(contactSnapshots{a.contacts}), a.cfg.Consumer.Concurrency),
 		a.consumerOptions(segments.DefinitionConsumerName, []string{event.SegmentCreated, event.SegmentUpdated}, svc.DefinitionHandler(), a.cfg.Consumer.Concurrency))
+}
+
+// wireTemplateReviews runs TEMPLATES_REVIEW_CONSUMER, which hands each
+// submitted WhatsApp template to the configured provider's review: Meta's,
+// or the sandbox's, which approves it at once.
+func (a *App) wireTemplateReviews() error {
+	reviewer, err := templateReviewer(a.cfg.WhatsApp)
+	if err != nil {
+		return err
+	}
+	a.pending = append(a.pending, a.consumerOptions(templates.ReviewConsumerName, []string{event.TemplateHSMSubmitted},
+		a.templates.ReviewHandler(reviewer), a.cfg.Consumer.Concurrency))
+	return nil
 }
 
 // wireCampaigns runs the campaigns API, the runner that sends them, their

@@ -711,8 +711,9 @@ func probeSegments(t *testing.T, check checkFunc, base, key string) {
 
 // probeTemplates exercises every template route: the lifecycle, versions,
 // previews for a stored contact (contactID) and for sample data, and a
-// WhatsApp review whose verdicts arrive as the webhooks module delivers
-// them (ApplyReview).
+// WhatsApp review: approved by the sandbox reviewer through
+// TEMPLATES_REVIEW_CONSUMER, and rejected as the webhooks module delivers
+// a provider's verdict (ApplyReview).
 func probeTemplates(t *testing.T, check checkFunc, a *app.App, base, key, tenantID, contactID string) {
 	create := func(body string) string {
 		t.Helper()
@@ -793,19 +794,29 @@ func probeTemplates(t *testing.T, check checkFunc, a *app.App, base, key, tenant
 		{"POST /api/v1/templates/{id}/review", "/api/v1/templates/no-such-template/review", "", nil, 404},
 	})
 
-	// The provider's verdicts, as the webhooks module hands them over.
+	// The sandbox reviewer approves each submission; a provider's later
+	// verdict arrives as the webhooks module hands it over.
+	sandboxApproved := func() {
+		t.Helper()
+		bustest.Eventually(t, 10*time.Second, "the sandbox approves the submitted template", func() bool {
+			_, _, raw := call(t, "GET", base+wa, key, "")
+			var doc struct {
+				Data struct{ Review struct{ Status string } }
+			}
+			return json.Unmarshal(raw, &doc) == nil && doc.Data.Review.Status == "approved"
+		})
+	}
+	sandboxApproved()
 	svc := templates.NewService(a.DB(), a.Outbox(), bustest.Logger(t))
 	ctx := context.Background()
 	if n, err := svc.ApplyReview(ctx, tenantID, "reunion_invite", "en_US", false, "INVALID_FORMAT", "wa-1"); err != nil || n != 1 {
 		t.Fatalf("reject the reviewed template: %d %v", n, err)
 	}
 	runProbes(t, check, base, key, []probe{
-		{"GET /api/v1/templates/{id}", wa, "", nil, 200}, // review.reason
+		{"GET /api/v1/templates/{id}", wa, "", nil, 200}, // review.reason, review.providerTemplateId
 		{"POST /api/v1/templates/{id}/review", wa + "/review", "", nil, 200},
 	})
-	if n, err := svc.ApplyReview(ctx, tenantID, "reunion_invite", "en_US", true, "", "wa-1"); err != nil || n != 1 {
-		t.Fatalf("approve the reviewed template: %d %v", n, err)
-	}
+	sandboxApproved()
 	runProbes(t, check, base, key, []probe{
 		{"GET /api/v1/templates", "/api/v1/templates?channel=whatsapp", "", nil, 200},
 		{"POST /api/v1/templates/{id}/review", wa + "/review", "", nil, 409},

@@ -101,12 +101,13 @@ type WhatsAppConfig struct {
 
 // MetaConfig is a WhatsApp Business account on Meta's Cloud API.
 type MetaConfig struct {
-	PhoneNumberID string `yaml:"phone-number-id" help:"WhatsApp Business phone number id"`
-	AccessToken   string `yaml:"access-token" help:"Cloud API access token"`
-	APIVersion    string `yaml:"api-version" help:"Graph API version, e.g. v25.0"`
-	BaseURL       string `yaml:"base-url" help:"Graph API base URL (change only for tests)"`
-	AppSecret     string `yaml:"app-secret" help:"app secret that verifies Meta's webhook signatures"`
-	VerifyToken   string `yaml:"verify-token" help:"token Meta echoes when subscribing the webhook"`
+	PhoneNumberID     string `yaml:"phone-number-id" help:"WhatsApp Business phone number id"`
+	BusinessAccountID string `yaml:"business-account-id" help:"WhatsApp Business Account id (digits) that message templates are submitted under for review"`
+	AccessToken       string `yaml:"access-token" help:"Cloud API access token (whatsapp_business_messaging and whatsapp_business_management permissions)"`
+	APIVersion        string `yaml:"api-version" help:"Graph API version, e.g. v25.0"`
+	BaseURL           string `yaml:"base-url" help:"Graph API base URL (change only for tests)"`
+	AppSecret         string `yaml:"app-secret" help:"app secret that verifies Meta's webhook signatures"`
+	VerifyToken       string `yaml:"verify-token" help:"token Meta echoes when subscribing the webhook"`
 }
 
 // TrackingConfig is email open and click tracking and unsubscribe links.

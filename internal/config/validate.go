@@ -244,6 +244,11 @@ func (c Config) validateProviders(bad func(string, ...any)) {
 	case ProviderSandbox:
 	case ProviderMeta:
 		need("whatsapp.meta.phone-number-id", c.WhatsApp.Meta.PhoneNumberID, "copy it from the WhatsApp Manager")
+		need("whatsapp.meta.business-account-id", c.WhatsApp.Meta.BusinessAccountID,
+			"copy the WhatsApp Business Account ID from WhatsApp Manager (or the App Dashboard's WhatsApp > API Setup); templates are submitted for review under it")
+		if id := strings.TrimSpace(c.WhatsApp.Meta.BusinessAccountID); id != "" && strings.Trim(id, "0123456789") != "" {
+			bad("whatsapp.meta.business-account-id %q: a WhatsApp Business Account ID is all digits, such as 102290129340398", id)
+		}
 		need("whatsapp.meta.access-token", c.WhatsApp.Meta.AccessToken, "create a system user token in Meta Business settings")
 	default:
 		bad("whatsapp.provider %q: use sandbox or meta", c.WhatsApp.Provider)

@@ -50,6 +50,14 @@ type Review struct {
 	Language string `json:"language"`
 	Category string `json:"category"`
 	Reason   string `json:"reason,omitempty"`
+	// ProviderID is the provider's id of the template (Meta's template
+	// ID), once the provider has given one.
+	ProviderID string `json:"providerTemplateId,omitempty"`
+
+	// submission is the id of the template.hsm.submitted event of the
+	// current submission; version the template version it submitted.
+	submission string
+	version    int64
 }
 
 // Content is one version of a template's content. Which fields apply

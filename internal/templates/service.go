@@ -69,7 +69,7 @@ type Input struct {
 }
 
 const templateColumns = `t.id, t.name, t.channel, t.status, t.version, t.hsm_status, t.hsm_name, t.hsm_language, t.hsm_category,
-	t.hsm_reason, t.created_at, t.updated_at, v.content`
+	t.hsm_reason, t.hsm_provider_id, t.hsm_submission, t.hsm_version, t.created_at, t.updated_at, v.content`
 
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
@@ -87,7 +87,7 @@ func scanTemplate(r scanner) (*Template, error) {
 		content          string
 	)
 	if err := r.Scan(&t.ID, &t.Name, &t.Channel, &t.Status, &t.Version, &review.Status, &review.Name, &review.Language,
-		&review.Category, &review.Reason, &created, &updated, &content); err != nil {
+		&review.Category, &review.Reason, &review.ProviderID, &review.submission, &review.version, &created, &updated, &content); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(content), &t.Content); err != nil {

@@ -54,6 +54,24 @@
 // may make a retry send twice (the API takes no idempotency key); a 2xx
 // answer without a wamid is permanent, because the message has been taken.
 //
+// Message templates: CreateTemplate submits a template for Meta's review,
+// POSTing {"name","language","category","components":[{"type":"BODY",
+// "text":...,"example":{"body_text":[[...]]}}]} to
+// {BaseURL}/{version}/{business-account-id}/message_templates
+// (Config.BusinessAccountID; the token needs whatsapp_business_management)
+// and reading {"id","status","category"}. Meta's verdict usually arrives
+// later as a message_template_status_update webhook. A name and language
+// that exist already (error 100, subcode 2388024) are not created twice:
+// CreateTemplate looks the template up (FindTemplate: GET
+// .../message_templates?name=...) and returns it with Existing set, so a
+// retry after a lost answer is safe. Other refusals are classed as Send's:
+// a 4xx about the template (100 with its subcodes, such as 2388023, the
+// name's content still being deleted) is permanent, and Meta's
+// error_user_msg is added to the error's Message; throttling, 5xx and
+// network failures are transient; token, permission and account errors
+// (190, 10, 200-299, 100/33 for an unknown business account ID) wrap
+// ErrConfiguration.
+//
 // Webhooks: VerifySignature checks X-Hub-Signature-256 ("sha256=" and the
 // hex HMAC-SHA256 of the raw body keyed with the app secret, constant
 // time); VerifyChallenge answers the hub.mode=subscribe GET; ParseWebhook

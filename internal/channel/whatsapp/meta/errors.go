@@ -111,7 +111,11 @@ type apiError struct {
 		Type         string `json:"type"`
 		Code         *int   `json:"code"`
 		ErrorSubcode int    `json:"error_subcode"`
-		ErrorData    struct {
+		// ErrorUserTitle and ErrorUserMsg are Meta's explanation for
+		// people, sent with template errors such as a duplicate.
+		ErrorUserTitle string `json:"error_user_title"`
+		ErrorUserMsg   string `json:"error_user_msg"`
+		ErrorData      struct {
 			Details string `json:"details"`
 		} `json:"error_data"`
 		FBTraceID string `json:"fbtrace_id"`
@@ -131,6 +135,9 @@ func refusal(resp *http.Response, body []byte) error {
 		}
 		if d := strings.TrimSpace(a.ErrorData.Details); d != "" && !strings.Contains(a.Message, d) {
 			msg = append(msg, d)
+		}
+		if u := strings.TrimSpace(a.ErrorUserMsg); u != "" && !strings.Contains(strings.Join(msg, " "), u) {
+			msg = append(msg, u)
 		}
 		e.Message = strings.Join(msg, ": ")
 		if a.FBTraceID != "" {

@@ -12,6 +12,7 @@ import (
 
 const (
 	testPhoneNumberID = "106540352242922"
+	testBusinessID    = "102290129340398"
 	testToken         = "EAAJB3cG1BQ0BO7ZC2testtokenZDZD"
 	testWamid         = "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3MTE5MjVBOTE3MDk5QUVFM0YA"
 )
@@ -20,6 +21,7 @@ const (
 type request struct {
 	Method        string
 	Path          string
+	Query         string
 	Authorization string
 	ContentType   string
 	Body          map[string]any
@@ -49,7 +51,7 @@ func newFakeGraph(t *testing.T, respond http.HandlerFunc) *fakeGraph {
 		}
 		f.mu.Lock()
 		f.requests = append(f.requests, request{
-			Method: r.Method, Path: r.URL.Path, Authorization: r.Header.Get("Authorization"),
+			Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Authorization: r.Header.Get("Authorization"),
 			ContentType: r.Header.Get("Content-Type"), Body: body,
 		})
 		f.mu.Unlock()
@@ -68,7 +70,7 @@ func (f *fakeGraph) Requests() []request {
 // newSender is a Sender for the fake with the test phone number.
 func newSender(t *testing.T, f *fakeGraph, change func(*Config)) *Sender {
 	t.Helper()
-	cfg := Config{PhoneNumberID: testPhoneNumberID, AccessToken: testToken, BaseURL: f.URL, HTTPClient: f.Client()}
+	cfg := Config{PhoneNumberID: testPhoneNumberID, BusinessAccountID: testBusinessID, AccessToken: testToken, BaseURL: f.URL, HTTPClient: f.Client()}
 	if change != nil {
 		change(&cfg)
 	}

@@ -46,8 +46,14 @@ type Config struct {
 	// App Dashboard's WhatsApp > API Setup), not the phone number itself.
 	// A Message's own From, when set, takes its place.
 	PhoneNumberID string
+	// BusinessAccountID is the WhatsApp Business Account's ID (digits,
+	// from WhatsApp Manager or the App Dashboard's WhatsApp > API Setup):
+	// message templates are created under it (CreateTemplate,
+	// FindTemplate). Sending does not need it.
+	BusinessAccountID string
 	// AccessToken is a system user's (or, for tests, a temporary) access
-	// token with the whatsapp_business_messaging permission.
+	// token with the whatsapp_business_messaging permission, and
+	// whatsapp_business_management to create message templates.
 	AccessToken string
 	// APIVersion is the Graph API version, "v25.0"; empty means
 	// DefaultAPIVersion.
@@ -84,6 +90,10 @@ func New(cfg Config) (*Sender, error) {
 		bad("PhoneNumberID is empty: set it to the business phone number's ID from the App Dashboard (WhatsApp > API Setup)")
 	case !allDigits(cfg.PhoneNumberID):
 		bad("PhoneNumberID %q is not a phone number ID: it is all digits, and is not the phone number itself", cfg.PhoneNumberID)
+	}
+	cfg.BusinessAccountID = strings.TrimSpace(cfg.BusinessAccountID)
+	if cfg.BusinessAccountID != "" && !allDigits(cfg.BusinessAccountID) {
+		bad("BusinessAccountID %q is not a WhatsApp Business Account ID: it is all digits (WhatsApp Manager > Account tools, or WhatsApp > API Setup)", cfg.BusinessAccountID)
 	}
 	switch {
 	case cfg.AccessToken == "":

@@ -28,6 +28,8 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"version without v", func(c *Config) { c.APIVersion = "25.0" }, []string{"APIVersion \"25.0\""}},
 		{"bad base URL", func(c *Config) { c.BaseURL = "graph.facebook.com" }, []string{"BaseURL"}},
 		{"negative timeout", func(c *Config) { c.Timeout = -1 }, []string{"negative"}},
+		{"valid with business account", func(c *Config) { c.BusinessAccountID = " " + testBusinessID + " " }, nil},
+		{"business account not an ID", func(c *Config) { c.BusinessAccountID = "WABA-1" }, []string{"BusinessAccountID \"WABA-1\" is not a WhatsApp Business Account ID"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
