@@ -405,7 +405,11 @@ func (a *App) wireCampaigns() error {
 		campaignTester{a.pipeline}, a.bus)
 	campaigns.NewHTTP(svc).RegisterRoutes(a.http)
 	p := a.cfg.Pipeline
-	a.campaignRunner = campaigns.NewRunner(svc, campaigns.RunnerConfig{Owner: owner, MaxInFlight: a.cfg.Campaigns.MaxInFlight,
+	running := prometheus.NewGauge(prometheus.GaugeOpts{Name: "campaigns_running", Help: "Campaigns this instance is sending now."})
+	queued := prometheus.NewCounter(prometheus.CounterOpts{Name: "campaign_messages_queued_total",
+		Help: "Campaign messages this instance handed to the pipeline."})
+	a.registry.MustRegister(running, queued)
+	a.campaignRunner = campaigns.NewRunner(svc, campaigns.RunnerConfig{Owner: owner, Running: running, Queued: queued, MaxInFlight: a.cfg.Campaigns.MaxInFlight,
 		Batch: a.cfg.Campaigns.Batch, TenantRate: float64(p.TenantRate), ChannelRates: map[string]float64{
 			event.ChannelEmail: float64(p.EmailRate), event.ChannelSMS: float64(p.SMSRate), event.ChannelWhatsApp: float64(p.WhatsAppRate)}})
 	a.campaignTracking = campaigns.NewTracking(svc)

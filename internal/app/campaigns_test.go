@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -144,6 +145,17 @@ func TestCampaignFlow(t *testing.T) {
 		}
 		if status, _ := ca.do("POST", "/api/v1/campaigns/"+id+"/cancel", ""); status != 409 {
 			t.Fatalf("cancel a completed campaign: %d", status)
+		}
+		resp, err := http.Get("http://" + a.HTTPAddr() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{fmt.Sprintf("campaign_messages_queued_total %d\n", consented+2), "campaigns_running 0\n"} {
+			if !strings.Contains(string(metrics), want) {
+				t.Errorf("/metrics lacks %q", want)
+			}
 		}
 		if status, _ := cb.do("GET", "/api/v1/campaigns/"+id+"/stats", ""); status != 404 {
 			t.Fatalf("tenant B reads A's stats: %d", status)

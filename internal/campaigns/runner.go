@@ -13,6 +13,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
 	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // RunnerConfig tunes the fan-out.
@@ -37,6 +38,11 @@ type RunnerConfig struct {
 	// Poll is how often the runner looks for campaigns to run and for
 	// scheduled starts whose timer did not fire.
 	Poll time.Duration
+	// Running and Queued, when set, count the campaigns this process is
+	// sending and the messages it queued (no campaign label: ids would
+	// make a series per campaign).
+	Running prometheus.Gauge
+	Queued  prometheus.Counter
 }
 
 func (c *RunnerConfig) defaults() {
@@ -60,6 +66,10 @@ func (c *RunnerConfig) defaults() {
 // overdueGrace is how late a scheduled start may be before the runner's
 // sweep starts it: the durable timer normally fires first.
 const overdueGrace = 10 * time.Second
+
+// stallWarning is how long a campaign may wait for its last messages
+// before the runner says where they may be.
+const stallWarning = 5 * time.Minute
 
 // snapshotPage is how many members one audience read and one insert
 // transaction handle while freezing the audience.
@@ -218,9 +228,14 @@ func (r *Runner) run(ctx context.Context, tenant, id string) {
 	s := r.svc
 	log := s.log.With("tenant", tenant, "campaign", id)
 	defer r.release(tenant, id)
+	if r.cfg.Running != nil {
+		r.cfg.Running.Inc()
+		defer r.cfg.Running.Dec()
+	}
 	leaseUntil := time.Now().Add(r.cfg.LeaseTTL)
 	var bucket *tokenBucket
 	lastLog := time.Now()
+	lastFinal, finalSince := int64(-1), time.Now()
 	for ctx.Err() == nil {
 		if time.Until(leaseUntil) < r.cfg.LeaseTTL/2 {
 			ok, err := r.renew(ctx, tenant, id)
@@ -290,6 +305,13 @@ func (r *Runner) run(ctx context.Context, tenant, id string) {
 					r.logErr(ctx, "complete campaign", err)
 				}
 				continue
+			}
+			if st.final != lastFinal {
+				lastFinal, finalSince = st.final, time.Now()
+			} else if time.Since(finalSince) > stallWarning {
+				log.WarnContext(ctx, "campaign waits for messages that have not reached a final state; their pipeline.message.queued events may be in the dead-letter queue (alumoutreach dlq list)",
+					"pending", c.Queued-st.final, "since", finalSince)
+				finalSince = time.Now()
 			}
 			sleep(ctx, 50*time.Millisecond) // the last messages are on their way
 		case queued == 0:
@@ -545,6 +567,9 @@ func (r *Runner) queue(ctx context.Context, tenant string, c *Campaign, n int) (
 		queued = len(due)
 		return emit(envs...)
 	})
+	if err == nil && queued > 0 && r.cfg.Queued != nil {
+		r.cfg.Queued.Add(float64(queued))
+	}
 	return queued, next, done, err
 }
 
