@@ -16,8 +16,8 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/platform/tenant"
+	"github.com/alumoutreach/alumoutreach/internal/rule"
 	"github.com/alumoutreach/alumoutreach/internal/segments"
-	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
 	"github.com/alumoutreach/alumoutreach/internal/templates"
 	"github.com/alumoutreach/alumoutreach/internal/templates/render"
 )

@@ -15,7 +15,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store/storetest"
-	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
+	"github.com/alumoutreach/alumoutreach/internal/rule"
 )
 
 // benchContact is the i-th contact of the benchmark population: class

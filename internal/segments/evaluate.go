@@ -13,7 +13,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
 	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
-	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
+	"github.com/alumoutreach/alumoutreach/internal/rule"
 )
 
 // DefinitionHandler returns the SEGMENTS_DEFINITION_CONSUMER handler: a

@@ -12,7 +12,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
 	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
-	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
+	"github.com/alumoutreach/alumoutreach/internal/rule"
 )
 
 // contactRef is what every contact.* payload carries.

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
+	"github.com/alumoutreach/alumoutreach/internal/rule"
 )
 
 // Consumer names.

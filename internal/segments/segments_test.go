@@ -17,7 +17,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/platform/outbox/outboxtest"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store/storetest"
-	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
+	"github.com/alumoutreach/alumoutreach/internal/rule"
 )
 
 const (

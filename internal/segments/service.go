@@ -17,7 +17,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
 	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
-	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
+	"github.com/alumoutreach/alumoutreach/internal/rule"
 )
 
 //go:embed migrations/*.sql

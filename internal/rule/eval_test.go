@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
+	"github.com/alumoutreach/alumoutreach/internal/rule"
 )
 
 func TestMatch(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
+	"github.com/alumoutreach/alumoutreach/internal/rule"
 )
 
 func TestParseValidCanonical(t *testing.T) {

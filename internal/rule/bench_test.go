@@ -15,7 +15,7 @@ import (
 
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store/storetest"
-	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
+	"github.com/alumoutreach/alumoutreach/internal/rule"
 )
 
 // benchRows is the size of the table BenchmarkSQLCount scans.
@@ -151,7 +151,7 @@ func bigDB(b *testing.B, kind store.Kind, sqliteJSONB bool) *store.DB {
 // one million contacts, on SQLite with the JSON columns as text and as
 // JSONB, and on PostgreSQL when it is configured:
 //
-//	go test -run '^$' -bench SQLCount -benchtime 5x ./internal/segments/rule/
+//	go test -run '^$' -bench SQLCount -benchtime 5x ./internal/rule/
 func BenchmarkSQLCount(b *testing.B) {
 	type variant struct {
 		name  string

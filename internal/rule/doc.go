@@ -1,4 +1,5 @@
-// Package rule is the segment rule language: a JSON tree of conditions on a
+// Package rule is the rule language that segments, workflow conditions and
+// goals share: a JSON tree of conditions on a
 // contact. It parses and validates rules, evaluates them on one contact in
 // Go (Match), and compiles them to SQL for SQLite and PostgreSQL (SQL). The
 // Go and SQL evaluators give the same answer for every rule and contact;

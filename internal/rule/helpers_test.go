@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
-	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
+	"github.com/alumoutreach/alumoutreach/internal/rule"
 )
 
 // testNow is the clock of every evaluation in the tests.

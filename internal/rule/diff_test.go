@@ -11,7 +11,7 @@ import (
 
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store/storetest"
-	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
+	"github.com/alumoutreach/alumoutreach/internal/rule"
 )
 
 // handRules exercise every operator on every kind of field, with values

@@ -9,7 +9,7 @@ import (
 
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store/storetest"
-	"github.com/alumoutreach/alumoutreach/internal/segments/rule"
+	"github.com/alumoutreach/alumoutreach/internal/rule"
 )
 
 // FuzzParse checks that Parse never panics and reports only *rule.Error,
@@ -17,7 +17,7 @@ import (
 // SQL runs and selects exactly what Match selects, on every configured
 // engine (and on SQLite with JSON text and JSONB columns).
 //
-//	go test -run '^$' -fuzz FuzzParse -fuzztime 60s ./internal/segments/rule/
+//	go test -run '^$' -fuzz FuzzParse -fuzztime 60s ./internal/rule/
 func FuzzParse(f *testing.F) {
 	for _, src := range handRules {
 		f.Add([]byte(src))
