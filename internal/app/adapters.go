@@ -20,6 +20,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/segments"
 	"github.com/alumoutreach/alumoutreach/internal/templates"
 	"github.com/alumoutreach/alumoutreach/internal/templates/render"
+	"github.com/alumoutreach/alumoutreach/internal/workflows"
 )
 
 // contactSnapshots lets segments read a contact's current state from the
@@ -38,11 +39,17 @@ func (c contactSnapshots) ContactSnapshot(ctx context.Context, tenant, id string
 	if snap.Deleted {
 		return snap, nil
 	}
+	snap.Contact, err = ruleContact(ct)
+	return snap, err
+}
+
+// ruleContact is a contact as rules read it.
+func ruleContact(ct *contacts.Contact) (rule.Contact, error) {
 	attrs, err := decodeAttributes(ct)
 	if err != nil {
-		return segments.Snapshot{}, err
+		return rule.Contact{}, err
 	}
-	snap.Contact = rule.Contact{
+	return rule.Contact{
 		Email: ct.Email, Phone: ct.Phone, FirstName: ct.FirstName, LastName: ct.LastName,
 		Locale: ct.Locale, TimeZone: ct.TimeZone, Attributes: attrs, Tags: ct.Tags,
 		Consent: rule.Consent{
@@ -51,8 +58,78 @@ func (c contactSnapshots) ContactSnapshot(ctx context.Context, tenant, id string
 			WhatsApp: ct.Consent[event.ChannelWhatsApp].Granted,
 		},
 		CreatedAt: ct.CreatedAt, UpdatedAt: ct.UpdatedAt,
+	}, nil
+}
+
+// workflowContacts reads contacts for workflow rules and applies
+// update_contact nodes.
+type workflowContacts struct{ svc *contacts.Service }
+
+func (c workflowContacts) Contact(ctx context.Context, tenant, id string) (rule.Contact, error) {
+	ct, err := c.svc.Get(ctx, tenant, id)
+	if errors.Is(err, contacts.ErrNotFound) || err == nil && ct.Erased() {
+		return rule.Contact{}, workflows.ErrContactNotFound
 	}
-	return snap, nil
+	if err != nil {
+		return rule.Contact{}, err
+	}
+	return ruleContact(ct)
+}
+
+// Apply makes each change in its own contacts transaction; each is
+// idempotent (a value or tag already there changes nothing), so a node
+// retried after a partial failure completes the rest.
+func (c workflowContacts) Apply(ctx context.Context, tenant, id string, ch workflows.ContactChange) error {
+	if len(ch.SetAttributes) > 0 {
+		attrs := make(map[string]json.RawMessage, len(ch.SetAttributes))
+		for k, v := range ch.SetAttributes {
+			raw, err := json.Marshal(v)
+			if err != nil {
+				return fmt.Errorf("attribute %s: %w", k, err)
+			}
+			attrs[k] = raw
+		}
+		body, err := json.Marshal(map[string]any{"attributes": attrs})
+		if err != nil {
+			return err
+		}
+		f, err := contacts.ParsePatch(body)
+		if err != nil {
+			return err
+		}
+		if _, err := c.svc.Update(ctx, tenant, id, f, 0); err != nil {
+			return workflowContactErr(err)
+		}
+	}
+	if len(ch.AddTags) > 0 {
+		if _, err := c.svc.AddTags(ctx, tenant, id, ch.AddTags); err != nil {
+			return workflowContactErr(err)
+		}
+	}
+	for _, t := range ch.RemoveTags {
+		if _, err := c.svc.RemoveTag(ctx, tenant, id, t); err != nil {
+			return workflowContactErr(err)
+		}
+	}
+	return nil
+}
+
+func workflowContactErr(err error) error {
+	if errors.Is(err, contacts.ErrNotFound) {
+		return workflows.ErrContactNotFound
+	}
+	return err
+}
+
+// workflowTemplates tells workflows about templates.
+type workflowTemplates struct{ templates *templates.Service }
+
+func (w workflowTemplates) Template(ctx context.Context, tenant, id string) (string, bool, error) {
+	t, err := campaignTemplates(w).Template(ctx, tenant, id)
+	if errors.Is(err, campaigns.ErrTemplateNotFound) {
+		return "", false, workflows.ErrTemplateNotFound
+	}
+	return t.Channel, t.Active, err
 }
 
 // decodeAttributes turns a contact's attributes, kept as JSON, into the Go

@@ -38,6 +38,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/segments"
 	"github.com/alumoutreach/alumoutreach/internal/templates"
 	"github.com/alumoutreach/alumoutreach/internal/webhooks"
+	"github.com/alumoutreach/alumoutreach/internal/workflows"
 )
 
 // App is the assembled service.
@@ -57,8 +58,9 @@ type App struct {
 
 	campaignRunner   *campaigns.Runner
 	campaignTracking *campaigns.Tracking
-	campaignTimers   bus.TimerConsumerOptions
+	timerOptions     []bus.TimerConsumerOptions
 	timerConsumers   []*bus.TimerConsumer
+	workflowSweeper  *workflows.Sweeper
 	contacts         *contacts.Service
 	imports          *contacts.Importer
 	segments         *segments.Service
@@ -164,6 +166,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 			return nil, err
 		}
 	}
+	if cfg.ModuleEnabled("workflows") {
+		a.wireWorkflows()
+	}
 	if cfg.ModuleEnabled("analytics") {
 		if err := a.wireAnalytics(ctx); err != nil {
 			return nil, err
@@ -191,6 +196,7 @@ func OpenDB(ctx context.Context, cfg config.Config) (*store.DB, error) {
 		pipeline.ModuleName:  pipeline.Migrations(),
 		campaigns.ModuleName: campaigns.Migrations(),
 		webhooks.ModuleName:  webhooks.Migrations(),
+		workflows.ModuleName: workflows.Migrations(),
 	} {
 		if err := db.Migrate(ctx, module, fsys); err != nil {
 			db.Close()
@@ -413,12 +419,26 @@ func (a *App) wireCampaigns() error {
 		Batch: a.cfg.Campaigns.Batch, TenantRate: float64(p.TenantRate), ChannelRates: map[string]float64{
 			event.ChannelEmail: float64(p.EmailRate), event.ChannelSMS: float64(p.SMSRate), event.ChannelWhatsApp: float64(p.WhatsAppRate)}})
 	a.campaignTracking = campaigns.NewTracking(svc)
-	a.campaignTimers = bus.TimerConsumerOptions{Name: campaigns.TimerConsumerName, KeyPrefix: campaigns.TimerKeyPrefix,
-		Handler: svc.HandleTimer, Backoff: a.cfg.Consumer.Backoff}
+	a.timerOptions = append(a.timerOptions, bus.TimerConsumerOptions{Name: campaigns.TimerConsumerName, KeyPrefix: campaigns.TimerKeyPrefix,
+		Handler: svc.HandleTimer, Backoff: a.cfg.Consumer.Backoff})
 	// The tracking handlers wait for their batch, like the pipeline's.
 	a.pending = append(a.pending, a.consumerOptions(campaigns.TrackingConsumerName, []string{"pipeline.message.>"},
 		a.campaignTracking.Handle, max(a.cfg.Consumer.Concurrency, 1024)))
 	return nil
+}
+
+// wireWorkflows runs the workflows API, the consumers that start and move
+// runs, their timers and the sweep behind the timers.
+func (a *App) wireWorkflows() {
+	svc := workflows.NewService(a.db, a.outbox, a.log, workflowContacts{a.contacts}, workflowTemplates{a.templates},
+		campaignAudience{a.segments}, a.bus, workflows.NewMetrics(a.registry))
+	workflows.NewHTTP(svc).RegisterRoutes(a.http)
+	a.workflowSweeper = workflows.NewSweeper(svc, workflows.SweeperConfig{})
+	a.timerOptions = append(a.timerOptions, bus.TimerConsumerOptions{Name: workflows.TimerConsumerName, KeyPrefix: workflows.TimerKeyPrefix,
+		Handler: svc.HandleTimer, Backoff: a.cfg.Consumer.Backoff, Concurrency: max(a.cfg.Consumer.Concurrency, 64)})
+	a.pending = append(a.pending,
+		a.consumerOptions(workflows.TriggerConsumerName, workflows.TriggerSubjects, svc.HandleTrigger, a.cfg.Consumer.Concurrency),
+		a.consumerOptions(workflows.MessageConsumerName, workflows.MessageSubjects, svc.HandleMessage, a.cfg.Consumer.Concurrency))
 }
 
 // instanceID names this instance in leases, kept in the data directory:
@@ -514,13 +534,18 @@ func (a *App) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	if a.campaignRunner != nil {
-		tc, err := a.bus.StartTimerConsumer(ctx, a.campaignTimers)
+	for _, o := range a.timerOptions {
+		tc, err := a.bus.StartTimerConsumer(ctx, o)
 		if err != nil {
 			return err
 		}
 		a.timerConsumers = append(a.timerConsumers, tc)
+	}
+	if a.campaignRunner != nil {
 		a.campaignRunner.Start(ctx)
+	}
+	if a.workflowSweeper != nil {
+		a.workflowSweeper.Start(ctx)
 	}
 	if err := a.http.Start(ctx); err != nil {
 		return err
@@ -565,6 +590,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	if a.campaignRunner != nil {
 		a.campaignRunner.Stop() // each campaign resumes at its cursor at the next start
+	}
+	if a.workflowSweeper != nil {
+		a.workflowSweeper.Stop()
 	}
 	for _, tc := range a.timerConsumers {
 		tc.Stop() // an unacknowledged timer fires again at the next start

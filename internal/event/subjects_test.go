@@ -107,6 +107,7 @@ var specSubjects = []struct{ constant, literal string }{
 var addedSubjects = []struct{ constant, literal string }{
 	{event.PipelineMessageHeld, "pipeline.message.held"},
 	{event.PipelineMessageUnsubscribed, "pipeline.message.unsubscribed"},
+	{event.WorkflowEventReceived, "workflow.event.received"},
 }
 
 func TestEverySpecSubjectIsRegistered(t *testing.T) {

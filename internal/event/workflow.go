@@ -1,5 +1,7 @@
 package event
 
+import "encoding/json"
+
 // SourceWorkflows is the envelope source of events the workflows module publishes.
 const SourceWorkflows = "workflows-service"
 
@@ -21,6 +23,10 @@ const (
 	WorkflowRunGoalReached = "workflow.run.goal_reached"
 	// WorkflowNodeExecuted announces one node of a run done, for funnel reports.
 	WorkflowNodeExecuted = "workflow.node.executed"
+	// WorkflowEventReceived is a named custom event about a contact, posted
+	// to the API, that workflows with a custom trigger start runs on. Added
+	// to the specification's subjects (additive).
+	WorkflowEventReceived = "workflow.event.received"
 )
 
 func init() {
@@ -32,6 +38,7 @@ func init() {
 	register(WorkflowRunFailed, func() Payload { return &WorkflowRunFailedData{} })
 	register(WorkflowRunGoalReached, func() Payload { return &WorkflowRunGoalReachedData{} })
 	register(WorkflowNodeExecuted, func() Payload { return &WorkflowNodeExecutedData{} })
+	register(WorkflowEventReceived, func() Payload { return &WorkflowEventReceivedData{} })
 }
 
 // WorkflowData describes a workflow definition at one version.
@@ -160,5 +167,24 @@ func (d WorkflowNodeExecutedData) Validate() error {
 	d.check(&c)
 	c.str("nodeId", d.NodeID)
 	c.str("nodeType", d.NodeType)
+	return c.err()
+}
+
+// WorkflowEventReceivedData is a custom event: something that happened to a
+// contact outside AlumOutreach (a gift, an event registration).
+type WorkflowEventReceivedData struct {
+	// Name is the event's name, which custom triggers match, e.g. "gift_received".
+	Name string `json:"name"`
+	// ContactID is the contact the event is about.
+	ContactID string `json:"contactId"`
+	// Properties are the caller's own data about the event, kept as sent.
+	Properties json.RawMessage `json:"properties,omitempty"`
+}
+
+// Validate requires name and contactId.
+func (d WorkflowEventReceivedData) Validate() error {
+	var c checker
+	c.str("name", d.Name)
+	c.str("contactId", d.ContactID)
 	return c.err()
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -49,6 +50,9 @@ type DB struct {
 	writer *sql.DB
 	reader *sql.DB
 	ckpt   *checkpointer // SQLite only
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open opens and pings the database that opts names.
@@ -159,16 +163,19 @@ func (db *DB) Writer() *sql.DB { return db.writer }
 func (db *DB) Ping(ctx context.Context) error { return db.reader.PingContext(ctx) }
 
 // Close closes both pools and, on SQLite, checkpoints the whole WAL into
-// the database file.
+// the database file. Closing again returns the first result.
 func (db *DB) Close() error {
-	err := db.writer.Close()
-	if db.reader != db.writer {
-		err = errors.Join(err, db.reader.Close())
-	}
-	if db.ckpt != nil {
-		err = errors.Join(err, db.ckpt.close())
-	}
-	return err
+	db.closeOnce.Do(func() {
+		err := db.writer.Close()
+		if db.reader != db.writer {
+			err = errors.Join(err, db.reader.Close())
+		}
+		if db.ckpt != nil {
+			err = errors.Join(err, db.ckpt.close())
+		}
+		db.closeErr = err
+	})
+	return db.closeErr
 }
 
 // InTx runs fn in a transaction on the writer, committing when fn returns
