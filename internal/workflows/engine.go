@@ -487,14 +487,17 @@ func (s *Service) Wake(ctx context.Context, tenant, runID string, step int64, wh
 		return nil
 	case why == wakeMet:
 		branch = BranchMet
-	case r.WakeAt != nil && s.clock().Before(*r.WakeAt):
-		return nil // an early timer (a moved schedule); the right one follows
-	case r.WaitKind == waitDelay:
-		branch = BranchNext
-		s.metrics.lateness.Observe(s.clock().Sub(*r.WakeAt).Seconds())
 	default:
+		// A timer carrying the run's current step was armed for this very
+		// wait (steps only grow), so it is never a stale one; firing a
+		// little before wake_at only means the server's clock is ahead.
 		branch = BranchTimeout
-		s.metrics.lateness.Observe(s.clock().Sub(*r.WakeAt).Seconds())
+		if r.WaitKind == waitDelay {
+			branch = BranchNext
+		}
+		if r.WakeAt != nil {
+			s.metrics.lateness.Observe(s.clock().Sub(*r.WakeAt).Seconds())
+		}
 	}
 	if c := r.correlationID; c != "" && event.CorrelationID(ctx) == "" {
 		ctx = event.WithCorrelationID(ctx, c)
