@@ -315,8 +315,13 @@ func TestWorkflowReentryPolicies(t *testing.T) {
 			return h(ctx, env)
 		}
 	})
-	cfg := testConfig(t, "")
-	a, err := app.New(context.Background(), cfg, bustest.Logger(t), twice)
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		reentryPolicies(t, db, twice)
+	})
+}
+
+func reentryPolicies(t *testing.T, db *store.DB, twice app.Option) {
+	a, err := app.New(context.Background(), testConfig(t, db.URL()), bustest.Logger(t), twice)
 	if err != nil {
 		t.Fatal(err)
 	}
