@@ -526,6 +526,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		probeIdempotency(t, check, base, key)
 		probeMessages(t, check, base, key)
 		probeCampaigns(t, check, base, key)
+		probeWorkflows(t, check, base, key, strings.TrimPrefix(ada, "/api/v1/contacts/"))
 	})
 }
 
@@ -1043,7 +1044,8 @@ func keys(m map[string]any) []string {
 // fits checks v against the subset of JSON Schema the document uses (type,
 // required, properties, additionalProperties, items, enum, const) and
 // returns the problems. An object's fields must all be documented unless
-// its schema leaves properties open.
+// its schema leaves properties open; the fields of a map (additionalProperties
+// a schema) must each fit that schema.
 func (d openAPI) fits(schema, v any, at string) []string {
 	s := d.resolve(schema)
 	if s == nil {
@@ -1070,9 +1072,12 @@ func (d openAPI) fits(schema, v any, at string) []string {
 			}
 		}
 		props, hasProps := s["properties"].(map[string]any)
+		extra, _ := s["additionalProperties"].(map[string]any) // a map's values
 		for k, fv := range v {
 			if ps, ok := props[k]; ok {
 				problems = append(problems, d.fits(ps, fv, at+"."+k)...)
+			} else if extra != nil {
+				problems = append(problems, d.fits(extra, fv, at+"."+k)...)
 			} else if hasProps && s["additionalProperties"] != true {
 				bad("has field %q, which the document does not describe", k)
 			}
@@ -1275,4 +1280,203 @@ func probeCampaigns(t *testing.T, check checkFunc, base, key string) {
 	})
 	wantStatus(c, "cancelled")
 	wantStatus(draft, "cancelled")
+}
+
+// probeWorkflows exercises every workflow route: a workflow with every
+// node type created, read (at its current version and an earlier one),
+// given a new version, activated and paused; runs started by custom
+// events, listed and read with their paths; the stats of each version;
+// and the refusals: an invalid definition, a name taken, a stale
+// If-Match, illegal transitions, a template not active or gone.
+// contactID is a contact with email consent.
+func probeWorkflows(t *testing.T, check checkFunc, base, key, contactID string) {
+	do := func(op, path, body string, want int, header ...string) []byte {
+		t.Helper()
+		method, _, _ := strings.Cut(op, " ")
+		status, h, raw := call(t, method, base+path, key, body, header...)
+		check(t, op, status, h, raw)
+		if status != want {
+			t.Fatalf("%s %s %.300s: %d, want %d: %s", method, path, body, status, want, raw)
+		}
+		return raw
+	}
+	// wantCode sends one request that must fail with code.
+	wantCode := func(op, path, body string, want int, code string, header ...string) []byte {
+		t.Helper()
+		method, _, _ := strings.Cut(op, " ")
+		status, h, raw := call(t, method, base+path, key, body, header...)
+		check(t, op, status, h, raw)
+		if status != want || !strings.Contains(string(raw), `"code":"`+code+`"`) {
+			t.Errorf("%s %s %.300s: %d %s, want %d %s", method, path, body, status, raw, want, code)
+		}
+		return raw
+	}
+	template := func(name string, activate bool) string {
+		t.Helper()
+		id := dataID(t, do("POST /api/v1/templates", "/api/v1/templates", fmt.Sprintf(`{"name": %q, "channel": "email", "content": {
+			"subject": "Hello {{contact.firstName | default: \"friend\"}}", "text": "Thank you.", "from": "alumni@example.edu"}}`, name), 201))
+		if activate {
+			do("POST /api/v1/templates/{id}/activate", "/api/v1/templates/"+id+"/activate", "", 200)
+		}
+		return id
+	}
+	tpl := template("Workflow welcome", true)
+	draft := template("Workflow draft", false)
+	gone := template("Workflow gone", false)
+	seg := dataID(t, do("POST /api/v1/segments", "/api/v1/segments", `{"name": "Workflow audience", "rules": {"op": "has_tag", "value": "alumni"}}`, 201))
+
+	// Every node type, and every field of each.
+	journey := func(name, last string) string {
+		return fmt.Sprintf(`{"name": %q, "trigger": {"event": "custom", "name": "openapi_probe"}, "reentry": "always",
+			"nodes": [
+				{"id": "welcome", "type": "send", "channel": "email", "templateId": %q, "next": "recent"},
+				{"id": "recent", "type": "condition", "rule": {"all": [{"op": "has_tag", "value": "alumni"}]}, "yes": "ab", "no": "done"},
+				{"id": "ab", "type": "split", "branches": [{"name": "a", "percent": 50, "next": "mark"}, {"name": "b", "percent": 50, "next": "seen"}]},
+				{"id": "mark", "type": "update_contact", "setAttributes": {"journey": "welcome", "score": 1.5, "old": null}, "addTags": ["welcomed"], "removeTags": ["cold"], "next": "seen"},
+				{"id": "seen", "type": "wait_until", "event": "delivered", "nodeId": "welcome", "timeout": "1h", "next": "morning", "timeoutNext": "done"},
+				{"id": "morning", "type": "delay", "until": "09:00", "next": "rsvp"},
+				{"id": "rsvp", "type": "wait_until", "rule": {"field": "attributes.rsvp", "op": "eq", "value": true}, "timeout": "3d", "next": "later", "timeoutNext": "done"},
+				{"id": "later", "type": "delay", "duration": "1d12h", "next": "done"},
+				%s
+			],
+			"goals": [{"id": "gave", "name": "Gave", "rule": {"field": "attributes.gave", "op": "eq", "value": true}}]}`, name, tpl, last)
+	}
+	status, h, raw := call(t, "POST", base+"/api/v1/workflows", key, journey("Welcome journey", `{"id": "done", "type": "exit"}`))
+	check(t, "POST /api/v1/workflows", status, h, raw)
+	if status != http.StatusCreated {
+		t.Fatalf("create workflow: %d %s", status, raw)
+	}
+	id := dataID(t, raw)
+	if loc := h.Get("Location"); loc != "/api/v1/workflows/"+id {
+		t.Errorf("create workflow: Location %q", loc)
+	}
+	wf := "/api/v1/workflows/" + id
+	quick := "/api/v1/workflows/" + dataID(t, do("POST /api/v1/workflows", "/api/v1/workflows", `{"name": "Quick journey",
+		"trigger": {"event": "custom", "name": "openapi_quick"},
+		"nodes": [{"id": "tag", "type": "update_contact", "addTags": ["journeyed"], "next": "end"}, {"id": "end", "type": "exit"}]}`, 201))
+	sendOf := func(name, template string) string {
+		return fmt.Sprintf(`{"name": %q, "trigger": {"event": "contact.created"}, "nodes": [{"id": "s", "type": "send", "channel": "email", "templateId": %q}]}`, name, template)
+	}
+	drafty := "/api/v1/workflows/" + dataID(t, do("POST /api/v1/workflows", "/api/v1/workflows", sendOf("Drafty", draft), 201))
+	orphan := "/api/v1/workflows/" + dataID(t, do("POST /api/v1/workflows", "/api/v1/workflows", sendOf("Orphan", gone), 201))
+	do("DELETE /api/v1/templates/{id}", "/api/v1/templates/"+gone, "", 204)
+	// The other triggers.
+	for i, trigger := range []string{`{"event": "contact.updated", "rule": {"field": "attributes.classYear", "op": "gte", "value": 2000}}`,
+		`{"event": "contact.tagged", "tag": "Prospect"}`, fmt.Sprintf(`{"event": "segment.member.added", "segmentId": %q}`, seg),
+		fmt.Sprintf(`{"event": "segment.member.removed", "segmentId": %q}`, seg)} {
+		do("POST /api/v1/workflows", "/api/v1/workflows", fmt.Sprintf(`{"name": "Trigger %d", "trigger": %s, "reentry": "after_exit",
+			"nodes": [{"id": "x", "type": "exit"}]}`, i, trigger), 201)
+	}
+	const none = "/api/v1/workflows/no-such-workflow"
+
+	runProbes(t, check, base, key, []probe{
+		{"POST /api/v1/workflows", "/api/v1/workflows", journey("Welcome journey", `{"id": "done", "type": "exit"}`), nil, 409},
+		{"POST /api/v1/workflows", "/api/v1/workflows", journey("Bad", `{"id": "done", "type": "teleport"}`), nil, 400},
+		{"POST /api/v1/workflows", "/api/v1/workflows", `{"name": "Bad", "trigger": {"event": "contact.created"}, "nodes": [{"id": "x", "type": "exit"}], "colour": "blue"}`, nil, 400},
+		{"POST /api/v1/workflows", "/api/v1/workflows", `{"name": "Bad", "trigger": {"event": "contact.created", "tag": "x"}, "nodes": [{"id": "x", "type": "exit"}]}`, nil, 400},
+		{"POST /api/v1/workflows", "/api/v1/workflows", `{"name": "` + strings.Repeat("x", 300<<10) + `"}`, nil, 413},
+		{"GET /api/v1/workflows", "/api/v1/workflows", "", nil, 200},
+		{"GET /api/v1/workflows", "/api/v1/workflows?status=created&limit=2", "", nil, 200},
+		{"GET /api/v1/workflows", "/api/v1/workflows?status=draft", "", nil, 400},
+		{"GET /api/v1/workflows", "/api/v1/workflows?limit=0", "", nil, 400},
+		{"GET /api/v1/workflows", "/api/v1/workflows?cursor=nonsense", "", nil, 400},
+		{"GET /api/v1/workflows", "/api/v1/workflows?sort=name", "", nil, 400},
+		{"GET /api/v1/workflows/{id}", wf, "", nil, 200},
+		{"GET /api/v1/workflows/{id}", wf + "?version=1", "", nil, 200},
+		{"GET /api/v1/workflows/{id}", wf + "?version=2", "", nil, 404},
+		{"GET /api/v1/workflows/{id}", wf + "?version=0", "", nil, 400},
+		{"GET /api/v1/workflows/{id}", wf + "?v=1", "", nil, 400},
+		{"GET /api/v1/workflows/{id}", none, "", nil, 404},
+		{"GET /api/v1/workflows/{id}/stats", wf + "/stats", "", nil, 200},
+		{"GET /api/v1/workflows/{id}/stats", wf + "/stats?version=2", "", nil, 404},
+		{"GET /api/v1/workflows/{id}/stats", wf + "/stats?version=latest", "", nil, 400},
+		{"GET /api/v1/workflows/{id}/stats", none + "/stats", "", nil, 404},
+		{"POST /api/v1/workflows/{id}/activate", none + "/activate", "", nil, 404},
+		{"POST /api/v1/workflows/{id}/pause", none + "/pause", "", nil, 404},
+		{"PUT /api/v1/workflows/{id}", none, journey("Nowhere", `{"id": "done", "type": "exit"}`), nil, 404},
+		{"GET /api/v1/workflow-runs/{id}", "/api/v1/workflow-runs/no-such-run", "", nil, 404},
+		{"GET /api/v1/workflow-runs", "/api/v1/workflow-runs?status=running", "", nil, 400},
+		{"GET /api/v1/workflow-runs", "/api/v1/workflow-runs?limit=0", "", nil, 400},
+		{"GET /api/v1/workflow-runs", "/api/v1/workflow-runs?cursor=nonsense", "", nil, 400},
+		{"GET /api/v1/workflow-runs", "/api/v1/workflow-runs?workflow=x", "", nil, 400},
+		{"POST /api/v1/workflow-events", "/api/v1/workflow-events", `{"name": "no spaces", "contactId": "` + contactID + `"}`, nil, 400},
+		{"POST /api/v1/workflow-events", "/api/v1/workflow-events", `{"name": "openapi_probe", "contactId": "` + contactID + `", "properties": [1]}`, nil, 400},
+		{"POST /api/v1/workflow-events", "/api/v1/workflow-events", `{"name": "openapi_probe"}`, nil, 400},
+		{"POST /api/v1/workflow-events", "/api/v1/workflow-events", `{"name": "openapi_probe", "contact": "x"}`, nil, 400},
+		{"POST /api/v1/workflow-events", "/api/v1/workflow-events", `{"name": "openapi_probe", "contactId": "no-such-contact"}`, nil, 404},
+		{"POST /api/v1/workflow-events", "/api/v1/workflow-events", `{"name": "openapi_probe", "contactId": "x", "properties": {"note": "` + strings.Repeat("x", 70<<10) + `"}}`, nil, 413},
+	})
+	raw = wantCode("POST /api/v1/workflows", "/api/v1/workflows", `{"name": "Bad rule", "trigger": {"event": "contact.created"},
+		"nodes": [{"id": "a", "type": "delay", "duration": "1h", "next": "x"}, {"id": "x", "type": "condition", "rule": {"all": [{"field": "email", "op": "sings"}]}}]}`,
+		400, "invalid_workflow")
+	if !strings.Contains(string(raw), `"path":"nodes[1] (\"x\").rule.all[0].op"`) {
+		t.Errorf("an invalid rule's path: %s", raw)
+	}
+	wantCode("POST /api/v1/workflows", "/api/v1/workflows", journey("Welcome journey", `{"id": "done", "type": "exit"}`), 409, "workflow_name_taken")
+	wantCode("POST /api/v1/workflows/{id}/pause", wf+"/pause", "", 409, "illegal_transition")
+	wantCode("POST /api/v1/workflows/{id}/activate", drafty+"/activate", "", 409, "template_inactive")
+	wantCode("POST /api/v1/workflows/{id}/activate", orphan+"/activate", "", 409, "template_gone")
+	wantCode("GET /api/v1/workflows", "/api/v1/workflows?status=draft", "", 400, "invalid_status")
+	wantCode("GET /api/v1/workflows/{id}", wf+"?version=2", "", 404, "version_not_found")
+	wantCode("GET /api/v1/workflows/{id}", none, "", 404, "workflow_not_found")
+	wantCode("GET /api/v1/workflow-runs/{id}", "/api/v1/workflow-runs/no-such-run", "", 404, "run_not_found")
+	wantCode("POST /api/v1/workflow-events", "/api/v1/workflow-events", `{"name": "x", "contactId": "no-such-contact"}`, 404, "contact_not_found")
+
+	// Active: runs start on custom events, one waits and one completes.
+	do("POST /api/v1/workflows/{id}/activate", wf+"/activate", "", 200, "Idempotency-Key", "activate-"+id)
+	do("POST /api/v1/workflows/{id}/activate", quick+"/activate", "", 200)
+	wantCode("POST /api/v1/workflows/{id}/activate", wf+"/activate", "", 409, "illegal_transition")
+	do("POST /api/v1/workflow-events", "/api/v1/workflow-events", `{"name": "openapi_probe", "contactId": "`+contactID+`", "properties": {"amount": 50, "fund": "library"}}`, 202)
+	do("POST /api/v1/workflow-events", "/api/v1/workflow-events", `{"name": "openapi_quick", "contactId": "`+contactID+`"}`, 202)
+	runs := map[string]string{} // workflow path -> its run's path
+	for _, w := range []struct{ path, status string }{{wf, "waiting"}, {quick, "completed"}} {
+		bustest.Eventually(t, 30*time.Second, w.path+" has a run "+w.status, func() bool {
+			status, h, raw := call(t, "GET", base+"/api/v1/workflow-runs?status="+w.status+"&workflowId="+strings.TrimPrefix(w.path, "/api/v1/workflows/"), key, "")
+			check(t, "GET /api/v1/workflow-runs", status, h, raw)
+			var page struct{ Data []struct{ ID string } }
+			if status != http.StatusOK || json.Unmarshal(raw, &page) != nil || len(page.Data) == 0 {
+				return false
+			}
+			runs[w.path] = "/api/v1/workflow-runs/" + page.Data[0].ID
+			return true
+		})
+	}
+	for _, r := range runs {
+		raw := do("GET /api/v1/workflow-runs/{id}", r, "", 200)
+		if !strings.Contains(string(raw), `"path":[`) {
+			t.Errorf("GET %s has no path: %s", r, raw)
+		}
+	}
+	// A new version while a run waits on version 1.
+	do("PUT /api/v1/workflows/{id}", wf, journey("Welcome journey", `{"id": "done", "type": "update_contact", "addTags": ["welcome-done"]}`), 200, "If-Match", `"1"`)
+	wantCode("PUT /api/v1/workflows/{id}", wf, journey("Stale", `{"id": "done", "type": "exit"}`), 409, "version_mismatch", "If-Match", "1")
+	wantCode("PUT /api/v1/workflows/{id}", wf, journey("Stale", `{"id": "done", "type": "exit"}`), 400, "invalid_if_match", "If-Match", `W/"2"`)
+	wantCode("PUT /api/v1/workflows/{id}", wf, journey("Quick journey", `{"id": "done", "type": "exit"}`), 409, "workflow_name_taken")
+	wantCode("PUT /api/v1/workflows/{id}", wf, journey("Welcome journey", `{"id": "done", "type": "exit", "next": "welcome"}`), 400, "invalid_workflow")
+	runProbes(t, check, base, key, []probe{
+		{"PUT /api/v1/workflows/{id}", wf, `{"name": "` + strings.Repeat("x", 300<<10) + `"}`, nil, 413},
+		{"GET /api/v1/workflows/{id}", wf + "?version=1", "", nil, 200},
+		{"GET /api/v1/workflows/{id}", wf + "?version=2", "", nil, 200},
+		{"GET /api/v1/workflows/{id}/stats", wf + "/stats", "", nil, 200},
+		{"GET /api/v1/workflows/{id}/stats", wf + "/stats?version=1", "", nil, 200},
+		{"GET /api/v1/workflows/{id}/stats", quick + "/stats", "", nil, 200},
+		{"GET /api/v1/workflow-runs", "/api/v1/workflow-runs?limit=1", "", nil, 200},
+		{"GET /api/v1/workflow-runs", "/api/v1/workflow-runs?contactId=" + contactID + "&status=completed", "", nil, 200},
+		{"GET /api/v1/workflow-runs", "/api/v1/workflow-runs?workflowId=no-such-workflow", "", nil, 200},
+		{"GET /api/v1/workflows", "/api/v1/workflows?status=active", "", nil, 200},
+		{"POST /api/v1/workflows/{id}/pause", wf + "/pause", "", nil, 200},
+		{"POST /api/v1/workflows/{id}/pause", wf + "/pause", "", nil, 409},
+		{"POST /api/v1/workflows/{id}/activate", wf + "/activate", "", nil, 200},
+		{"GET /api/v1/workflows/{id}", wf, "", nil, 200},
+	})
+	// The second page of runs, by the first page's cursor.
+	var page struct{ NextCursor string }
+	if err := json.Unmarshal(do("GET /api/v1/workflow-runs", "/api/v1/workflow-runs?limit=1", "", 200), &page); err != nil || page.NextCursor == "" {
+		t.Fatalf("two runs, one a page: no nextCursor (%v)", err)
+	}
+	do("GET /api/v1/workflow-runs", "/api/v1/workflow-runs?limit=1&cursor="+page.NextCursor, "", 200)
+	if err := json.Unmarshal(do("GET /api/v1/workflows", "/api/v1/workflows?limit=1", "", 200), &page); err != nil || page.NextCursor == "" {
+		t.Fatalf("several workflows, one a page: no nextCursor (%v)", err)
+	}
+	do("GET /api/v1/workflows", "/api/v1/workflows?limit=1&cursor="+page.NextCursor, "", 200)
 }
