@@ -59,7 +59,6 @@ func BenchmarkWorkflowRunsFromContactEvents(b *testing.B) {
 			})
 			elapsed := time.Since(start)
 			stopProfile()
-			b.StopTimer()
 			w.checkRuns(wf, n)
 			if imported == 0 {
 				waitFor(b, time.Minute, func() bool { return w.c.get("/api/v1/contacts/imports/" + imp)["status"] == "completed" })
@@ -87,7 +86,6 @@ func BenchmarkWorkflowRunsFromContactEvents(b *testing.B) {
 			waitFor(b, 30*time.Minute, func() bool { return w.counter("workflow_runs_started_total") >= float64(n) })
 			elapsed := time.Since(start)
 			stopProfile()
-			b.StopTimer()
 			w.checkRuns(wf, n)
 			b.ReportMetric(float64(n)/elapsed.Seconds(), "runs/s")
 			b.ReportMetric(published.Seconds(), "events-written-s")
@@ -149,7 +147,6 @@ func BenchmarkWorkflowDelayedRuns(b *testing.B) {
 		})
 		allDone := time.Since(wakeAt)
 		stopProfile()
-		b.StopTimer()
 
 		late := w.lateness(wf, wakeAt)
 		if len(late) != n {
