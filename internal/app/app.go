@@ -60,6 +60,7 @@ type App struct {
 	campaignTracking *campaigns.Tracking
 	timerOptions     []bus.TimerConsumerOptions
 	timerConsumers   []*bus.TimerConsumer
+	workflows        *workflows.Service
 	workflowSweeper  *workflows.Sweeper
 	contacts         *contacts.Service
 	imports          *contacts.Importer
@@ -433,6 +434,7 @@ func (a *App) wireWorkflows() {
 	svc := workflows.NewService(a.db, a.outbox, a.log, workflowContacts{a.contacts}, workflowTemplates{a.templates},
 		campaignAudience{a.segments}, a.bus, workflows.NewMetrics(a.registry))
 	workflows.NewHTTP(svc).RegisterRoutes(a.http)
+	a.workflows = svc
 	a.workflowSweeper = workflows.NewSweeper(svc, workflows.SweeperConfig{})
 	a.timerOptions = append(a.timerOptions, bus.TimerConsumerOptions{Name: workflows.TimerConsumerName, KeyPrefix: workflows.TimerKeyPrefix,
 		Handler: svc.HandleTimer, Backoff: a.cfg.Consumer.Backoff, Concurrency: max(a.cfg.Consumer.Concurrency, 64)})
@@ -513,6 +515,11 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	if a.campaignTracking != nil {
 		if err := a.campaignTracking.Start(ctx); err != nil {
+			return err
+		}
+	}
+	if a.workflows != nil {
+		if err := a.workflows.Start(ctx); err != nil {
 			return err
 		}
 	}
@@ -622,6 +629,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	if a.campaignTracking != nil {
 		a.campaignTracking.Stop()
+	}
+	if a.workflows != nil {
+		a.workflows.Stop() // after the consumers, timers and sweep that move runs
 	}
 	if a.pipeline != nil {
 		a.pipeline.Stop()

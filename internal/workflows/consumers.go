@@ -113,7 +113,7 @@ func (s *Service) startAll(ctx context.Context, env event.Envelope, trigger, key
 		}
 		// Each workflow's run is keyed by the trigger's id, so a retry of
 		// this event after a partial failure starts only the missing ones.
-		if err := s.Start(ctx, env.TenantID, wf, contactID, env.Type, env.ID); err != nil {
+		if err := s.StartRun(ctx, env.TenantID, wf, contactID, env.Type, env.ID); err != nil {
 			errs = append(errs, fmt.Errorf("start workflow %s: %w", id, err))
 		}
 	}

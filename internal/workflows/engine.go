@@ -70,6 +70,8 @@ type move struct {
 	events     []event.Envelope
 	wake       time.Time
 	now        time.Time
+	// late is how long after its time a timed wake moved the run (-1: not one).
+	late time.Duration
 
 	contact    *rule.Contact
 	contactErr error
@@ -77,7 +79,7 @@ type move struct {
 
 func (s *Service) newMove(r *Run, wf *Workflow, def *Definition, newRun bool) *move {
 	return &move{run: r, wf: wf, def: def, newRun: newRun, prevStep: r.Step, prevStatus: r.Status,
-		stats: map[statKey]int64{}, now: s.clock()}
+		stats: map[statKey]int64{}, now: s.clock(), late: -1}
 }
 
 // loadContact reads the run's contact once per move (again after an
@@ -320,58 +322,13 @@ func (s *Service) lastSend(ctx context.Context, r *Run, node string) (*Step, err
 	return st, nil
 }
 
-// commit writes a move in one transaction.
+// commit writes a move and, once it is committed, arms its timer. Moves
+// of concurrent handlers are group-committed: one transaction writes a
+// batch of them, so a burst of triggers or of timers firing together pays
+// the database's per-transaction cost once per batch, not once per run.
 func (s *Service) commit(ctx context.Context, m *move) error {
-	r := m.run
-	tenant := r.tenant()
-	r.UpdatedAt = m.now
-	err := s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
-		if m.newRun {
-			if err := s.enter(ctx, tx, m); err != nil {
-				return err
-			}
-		} else {
-			res, err := tx.ExecContext(ctx, `UPDATE workflow_runs SET status = $3, node_id = $4, step = $5, wait_kind = $6,
-				wait_message_id = $7, wake_at = $8, held_branch = $9, goal_id = $10, reason = $11, updated_at = $12, ended_at = $13
-				WHERE tenant_id = $1 AND id = $2 AND step = $14 AND status = $15`,
-				tenant, r.ID, r.Status, r.NodeID, r.Step, r.WaitKind, r.waitMessageID, nullTime(r.WakeAt), r.heldBranch,
-				r.GoalID, r.Reason, millis(m.now), nullTime(r.EndedAt), m.prevStep, m.prevStatus)
-			if err != nil {
-				return fmt.Errorf("update run %s: %w", r.ID, err)
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				return errStale
-			}
-		}
-		if m.leave != nil {
-			if _, err := tx.ExecContext(ctx, `UPDATE workflow_run_steps SET branch = $4, left_at = $5 WHERE tenant_id = $1 AND run_id = $2 AND step = $3`,
-				tenant, r.ID, m.leave.Step, m.leave.Branch, nullTime(m.leave.LeftAt)); err != nil {
-				return fmt.Errorf("update run step: %w", err)
-			}
-		}
-		for _, st := range m.steps {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO workflow_run_steps (tenant_id, run_id, step, node_id, node_type, branch, message_id, entered_at, left_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, tenant, r.ID, st.Step, st.NodeID, st.NodeType, st.Branch, st.MessageID,
-				millis(st.EnteredAt), nullTime(st.LeftAt)); err != nil {
-				return fmt.Errorf("insert run step: %w", err)
-			}
-		}
-		for k, n := range m.stats {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO workflow_node_stats (tenant_id, workflow_id, version, node_id, outcome, count)
-				VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, workflow_id, version, node_id, outcome)
-				DO UPDATE SET count = workflow_node_stats.count + excluded.count`, tenant, r.WorkflowID, r.Version, k.node, k.outcome, n); err != nil {
-				return fmt.Errorf("count node %s: %w", k.node, err)
-			}
-		}
-		if r.ended() {
-			if _, err := tx.ExecContext(ctx, `UPDATE workflow_entries SET active_run = NULL
-				WHERE tenant_id = $1 AND workflow_id = $2 AND contact_id = $3 AND active_run = $4`, tenant, r.WorkflowID, r.ContactID, r.ID); err != nil {
-				return fmt.Errorf("release entry: %w", err)
-			}
-		}
-		return emit(m.events...)
-	})
-	if err != nil {
+	m.run.UpdatedAt = m.now
+	if err := s.moves.Do(ctx, m); err != nil {
 		return err
 	}
 	s.metrics.moved(m)
@@ -379,41 +336,163 @@ func (s *Service) commit(ctx context.Context, m *move) error {
 	return nil
 }
 
-// enter inserts a new run if the re-entry policy lets the contact in.
-func (s *Service) enter(ctx context.Context, tx *sql.Tx, m *move) error {
+// writeMoves is the group commit: every move in one transaction; a move
+// whose run moved meanwhile (errStale) or whose contact may not enter
+// (errNotEligible) is skipped without failing the others. Should the
+// transaction fail, each move is tried again on its own, so one bad move
+// does not hold back the rest.
+func (s *Service) writeMoves(ctx context.Context, moves []*move) []error {
+	errs := make([]error, len(moves))
+	err := s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		clear(errs)
+		return s.writeBatch(ctx, tx, emit, moves, errs)
+	})
+	if err == nil {
+		return errs
+	}
+	if len(moves) == 1 {
+		errs[0] = err
+		return errs
+	}
+	for i, m := range moves {
+		errs[i] = s.writeMoves(ctx, []*move{m})[0]
+	}
+	return errs
+}
+
+func (s *Service) writeBatch(ctx context.Context, tx *sql.Tx, emit outbox.Emit, moves []*move, errs []error) error {
+	q := store.NewStmtCache(tx)
+	defer q.Close()
+	type statsKey struct {
+		tenant, workflow string
+		version          int64
+		statKey
+	}
+	stats := map[statsKey]int64{}
+	for i, m := range moves {
+		ok, err := s.writeRun(ctx, q, m)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			errs[i] = errStale
+			if m.newRun {
+				errs[i] = errNotEligible
+			}
+			continue
+		}
+		if err := s.writeSteps(ctx, q, m); err != nil {
+			return err
+		}
+		for k, n := range m.stats {
+			stats[statsKey{m.run.tenant(), m.run.WorkflowID, m.run.Version, k}] += n
+		}
+		if err := emit(m.events...); err != nil {
+			return err
+		}
+	}
+	for k, n := range stats {
+		if _, err := q.ExecContext(ctx, `INSERT INTO workflow_node_stats (tenant_id, workflow_id, version, node_id, outcome, count)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, workflow_id, version, node_id, outcome)
+			DO UPDATE SET count = workflow_node_stats.count + excluded.count`, k.tenant, k.workflow, k.version, k.node, k.outcome, n); err != nil {
+			return fmt.Errorf("count node %s: %w", k.node, err)
+		}
+	}
+	return nil
+}
+
+// writeRun inserts a new run or moves an existing one, fenced on the step
+// and status it was read at. It reports false, writing nothing, when the
+// run moved meanwhile, its trigger already started a run, or the re-entry
+// policy keeps the contact out. No statement fails for those, so the
+// batch's transaction stays usable on PostgreSQL.
+func (s *Service) writeRun(ctx context.Context, q *store.StmtCache, m *move) (bool, error) {
 	r := m.run
-	var q string
+	if m.newRun {
+		return s.enter(ctx, q, m)
+	}
+	res, err := q.ExecContext(ctx, `UPDATE workflow_runs SET status = $3, node_id = $4, step = $5, wait_kind = $6,
+		wait_message_id = $7, wake_at = $8, held_branch = $9, goal_id = $10, reason = $11, updated_at = $12, ended_at = $13
+		WHERE tenant_id = $1 AND id = $2 AND step = $14 AND status = $15`,
+		r.tenant(), r.ID, r.Status, r.NodeID, r.Step, r.WaitKind, r.waitMessageID, nullTime(r.WakeAt), r.heldBranch,
+		r.GoalID, r.Reason, millis(m.now), nullTime(r.EndedAt), m.prevStep, m.prevStatus)
+	if err != nil {
+		return false, fmt.Errorf("update run %s: %w", r.ID, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// writeSteps records the path, and frees the contact's entry when the run ended.
+func (s *Service) writeSteps(ctx context.Context, q *store.StmtCache, m *move) error {
+	r := m.run
+	tenant := r.tenant()
+	if m.leave != nil {
+		if _, err := q.ExecContext(ctx, `UPDATE workflow_run_steps SET branch = $4, left_at = $5 WHERE tenant_id = $1 AND run_id = $2 AND step = $3`,
+			tenant, r.ID, m.leave.Step, m.leave.Branch, nullTime(m.leave.LeftAt)); err != nil {
+			return fmt.Errorf("update run step: %w", err)
+		}
+	}
+	for _, st := range m.steps {
+		if _, err := q.ExecContext(ctx, `INSERT INTO workflow_run_steps (tenant_id, run_id, step, node_id, node_type, branch, message_id, entered_at, left_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, tenant, r.ID, st.Step, st.NodeID, st.NodeType, st.Branch, st.MessageID,
+			millis(st.EnteredAt), nullTime(st.LeftAt)); err != nil {
+			return fmt.Errorf("insert run step: %w", err)
+		}
+	}
+	if r.ended() {
+		if _, err := q.ExecContext(ctx, `UPDATE workflow_entries SET active_run = NULL
+			WHERE tenant_id = $1 AND workflow_id = $2 AND contact_id = $3 AND active_run = $4`, tenant, r.WorkflowID, r.ContactID, r.ID); err != nil {
+			return fmt.Errorf("release entry: %w", err)
+		}
+	}
+	return nil
+}
+
+// enter inserts a new run if its trigger started none yet and the
+// re-entry policy lets the contact in; it reports whether it did.
+func (s *Service) enter(ctx context.Context, q *store.StmtCache, m *move) (bool, error) {
+	r := m.run
+	// The run first: a trigger that already started one leaves the entry
+	// untouched. ON CONFLICT DO NOTHING rather than a unique violation,
+	// which would abort the batch's transaction on PostgreSQL.
+	res, err := q.ExecContext(ctx, `INSERT INTO workflow_runs (tenant_id, id, workflow_id, version, contact_id, status, node_id, step,
+		wait_kind, wait_message_id, wake_at, trigger_subject, trigger_event_id, correlation_id, reason, started_at, updated_at, ended_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17)
+		ON CONFLICT (tenant_id, workflow_id, trigger_event_id) DO NOTHING`,
+		r.tenant(), r.ID, r.WorkflowID, r.Version, r.ContactID, r.Status, r.NodeID, r.Step, r.WaitKind, r.waitMessageID,
+		nullTime(r.WakeAt), r.Trigger, r.triggerEventID, r.correlationID, r.Reason, millis(r.StartedAt), nullTime(r.EndedAt))
+	if err != nil {
+		return false, fmt.Errorf("insert run: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
+	}
+	var entry string
 	switch m.def.Reentry {
 	case ReentryNever:
-		q = `INSERT INTO workflow_entries (tenant_id, workflow_id, contact_id, active_run, runs) VALUES ($1, $2, $3, $4, 1)
+		entry = `INSERT INTO workflow_entries (tenant_id, workflow_id, contact_id, active_run, runs) VALUES ($1, $2, $3, $4, 1)
 			ON CONFLICT (tenant_id, workflow_id, contact_id) DO NOTHING`
 	case ReentryAfterExit:
-		q = `INSERT INTO workflow_entries (tenant_id, workflow_id, contact_id, active_run, runs) VALUES ($1, $2, $3, $4, 1)
+		entry = `INSERT INTO workflow_entries (tenant_id, workflow_id, contact_id, active_run, runs) VALUES ($1, $2, $3, $4, 1)
 			ON CONFLICT (tenant_id, workflow_id, contact_id) DO UPDATE SET active_run = excluded.active_run, runs = workflow_entries.runs + 1
 			WHERE workflow_entries.active_run IS NULL`
 	default:
-		q = `INSERT INTO workflow_entries (tenant_id, workflow_id, contact_id, active_run, runs) VALUES ($1, $2, $3, $4, 1)
+		entry = `INSERT INTO workflow_entries (tenant_id, workflow_id, contact_id, active_run, runs) VALUES ($1, $2, $3, $4, 1)
 			ON CONFLICT (tenant_id, workflow_id, contact_id) DO UPDATE SET active_run = excluded.active_run, runs = workflow_entries.runs + 1`
 	}
-	res, err := tx.ExecContext(ctx, q, r.tenant(), r.WorkflowID, r.ContactID, r.ID)
+	res, err = q.ExecContext(ctx, entry, r.tenant(), r.WorkflowID, r.ContactID, r.ID)
 	if err != nil {
-		return fmt.Errorf("enter workflow: %w", err)
+		return false, fmt.Errorf("enter workflow: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errNotEligible
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		// Kept out: take the run back out too.
+		if _, derr := q.ExecContext(ctx, `DELETE FROM workflow_runs WHERE tenant_id = $1 AND id = $2`, r.tenant(), r.ID); derr != nil {
+			return false, fmt.Errorf("withdraw run: %w", derr)
+		}
+		return false, err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO workflow_runs (tenant_id, id, workflow_id, version, contact_id, status, node_id, step,
-		wait_kind, wait_message_id, wake_at, trigger_subject, trigger_event_id, correlation_id, reason, started_at, updated_at, ended_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17)`,
-		r.tenant(), r.ID, r.WorkflowID, r.Version, r.ContactID, r.Status, r.NodeID, r.Step, r.WaitKind, r.waitMessageID,
-		nullTime(r.WakeAt), r.Trigger, r.triggerEventID, r.correlationID, r.Reason, millis(r.StartedAt), nullTime(r.EndedAt))
-	if store.IsUniqueViolation(err) {
-		return errStale // this trigger started its run already
-	}
-	if err != nil {
-		return fmt.Errorf("insert run: %w", err)
-	}
-	return nil
+	return true, nil
 }
 
 func nullTime(t *time.Time) any {
@@ -495,9 +574,6 @@ func (s *Service) Wake(ctx context.Context, tenant, runID string, step int64, wh
 		if r.WaitKind == waitDelay {
 			branch = BranchNext
 		}
-		if r.WakeAt != nil {
-			s.metrics.lateness.Observe(s.clock().Sub(*r.WakeAt).Seconds())
-		}
 	}
 	if c := r.correlationID; c != "" && event.CorrelationID(ctx) == "" {
 		ctx = event.WithCorrelationID(ctx, c)
@@ -511,6 +587,9 @@ func (s *Service) Wake(ctx context.Context, tenant, runID string, step int64, wh
 		return err
 	}
 	m := s.newMove(r, wf, def, false)
+	if why == wakeTime && r.WakeAt != nil {
+		m.late = m.now.Sub(*r.WakeAt)
+	}
 	if wf.Status != StatusActive {
 		if r.Status == RunHeld {
 			return nil
@@ -543,10 +622,10 @@ func (s *Service) ignoreStale(err error) error {
 	return err
 }
 
-// Start starts a run of workflow wf for a contact, caused by trigger (an
+// StartRun starts a run of workflow wf for a contact, caused by trigger (an
 // event's id and subject). A trigger starts at most one run per workflow,
 // and the re-entry policy may keep the contact out; both are quiet no-ops.
-func (s *Service) Start(ctx context.Context, tenant string, wf *Workflow, contactID, triggerSubject, triggerID string) error {
+func (s *Service) StartRun(ctx context.Context, tenant string, wf *Workflow, contactID, triggerSubject, triggerID string) error {
 	var exists int
 	err := s.db.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM workflow_runs WHERE tenant_id = $1 AND workflow_id = $2 AND trigger_event_id = $3`,
 		tenant, wf.ID, triggerID).Scan(&exists)

@@ -22,7 +22,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		// How late delays and timeouts fire: the timers' health.
 		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "workflow_wake_lateness_seconds",
 			Help:    "How long after its time a waiting workflow run was woken.",
-			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}),
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60, 120, 300}}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.started, m.ended, m.nodes, m.lateness)
@@ -33,6 +33,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) moved(mv *move) {
 	if mv.newRun {
 		m.started.Inc()
+	}
+	if mv.late >= 0 {
+		m.lateness.Observe(mv.late.Seconds())
 	}
 	if mv.leave != nil && mv.leave.Branch != "" {
 		m.nodes.WithLabelValues(mv.leave.NodeType).Inc()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
+	"github.com/alumoutreach/alumoutreach/internal/platform/groupcommit"
 	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 )
@@ -36,13 +37,27 @@ type Service struct {
 	defs   map[string]*Definition
 	// wake nudges the sweeper after an activation, so held runs go on at once.
 	wake chan struct{}
+	// moves group-commits the moves of runs (engine.go).
+	moves *groupcommit.Batcher[*move]
 }
 
 // NewService returns the workflows service.
 func NewService(db *store.DB, ob *outbox.Outbox, log *slog.Logger, contacts Contacts, templates Templates, segments Segments, timers Timers, metrics *Metrics) *Service {
-	return &Service{db: db, ob: ob, log: log, contacts: contacts, templates: templates, segments: segments, timers: timers, metrics: metrics,
+	s := &Service{db: db, ob: ob, log: log, contacts: contacts, templates: templates, segments: segments, timers: timers, metrics: metrics,
 		now: time.Now, defs: map[string]*Definition{}, wake: make(chan struct{}, 1)}
+	s.moves = groupcommit.New(maxMovesPerCommit, s.writeMoves)
+	return s
 }
+
+// maxMovesPerCommit bounds a group commit of run moves.
+const maxMovesPerCommit = 256
+
+// Start runs the group commit of run moves; the consumers, timers and
+// sweep that move runs need it. Stop it after them.
+func (s *Service) Start(ctx context.Context) error { return s.moves.Start(ctx) }
+
+// Stop commits the moves handed in and stops.
+func (s *Service) Stop() { s.moves.Stop() }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
 
