@@ -37,9 +37,9 @@ func testConfig(t testing.TB, dbURL string) config.Config {
 	return cfg
 }
 
-func startApp(t testing.TB, cfg config.Config) *app.App {
+func startApp(t testing.TB, cfg config.Config, opts ...app.Option) *app.App {
 	t.Helper()
-	a, err := app.New(context.Background(), cfg, bustest.Logger(t))
+	a, err := app.New(context.Background(), cfg, bustest.Logger(t), opts...)
 	if err != nil {
 		t.Fatalf("new app: %v", err)
 	}

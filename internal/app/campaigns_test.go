@@ -396,19 +396,7 @@ func TestCampaignStatsExactUnderRedelivery(t *testing.T) {
 			return h(ctx, env)
 		}
 	})
-	cfg := testConfig(t, "")
-	a, err := app.New(context.Background(), cfg, bustest.Logger(t), twice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-	})
+	a := startApp(t, testConfig(t, ""), twice)
 	c, _ := twoTenants(t, a)
 	const consented = 8
 	audience, _, tpl := campaignSetup(t, c, consented)

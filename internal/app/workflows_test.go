@@ -321,18 +321,7 @@ func TestWorkflowReentryPolicies(t *testing.T) {
 }
 
 func reentryPolicies(t *testing.T, db *store.DB, twice app.Option) {
-	a, err := app.New(context.Background(), testConfig(t, db.URL()), bustest.Logger(t), twice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-	})
+	a := startApp(t, testConfig(t, db.URL()), twice)
 	c, _ := twoTenants(t, a)
 	ids := map[string]string{}
 	for _, policy := range []string{"never", "after_exit", "always"} {

@@ -29,34 +29,10 @@ func TestCampaignSurvivesSIGKILL(t *testing.T) {
 	}
 	t.Parallel()
 	const recipients = 1500
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	natsAddr := freeAddr(t)
-	toolEnv := []string{"ALUM_NATS_LISTEN_ADDR=" + natsAddr}
-
-	// Every serve this test ran, for the log dump on failure. Registered
-	// before the first startServe, so it runs after their cleanups (which
-	// kill any process still running): the logs are complete by then.
-	var procs []*serveProc
-	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		for i, p := range procs {
-			t.Logf("serve #%d log (last lines):\n%s", i+1, tailLines(p.logs.String(), 300))
-		}
-	})
-	serve := func() *serveProc {
-		p := startServe(t, bin, dir, natsAddr)
-		procs = append(procs, p)
-		p.waitStarted(t)
-		return p
-	}
-
-	srv := serve()
-	out := runBinary(t, bin, toolEnv, "tenant", "create", "Crash Alumni", "--data-dir", dir)
-	key := match(t, apiKeyRe, out)[1]
-	tenantID := match(t, tenantIDRe, out)[1]
+	rig := newCrashRig(t)
+	dir := rig.dir
+	srv := rig.serve(t)
+	key, tenantID := rig.tenant(t, "Crash Alumni")
 
 	var csv strings.Builder
 	csv.WriteString("email,firstName,consent.email,tags\n")
@@ -67,7 +43,7 @@ func TestCampaignSurvivesSIGKILL(t *testing.T) {
 	if err := os.WriteFile(file, []byte(csv.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out = runBinary(t, bin, toolEnv, "contacts", "import", file, "--tenant", tenantID, "--data-dir", dir)
+	out := rig.tool(t, "contacts", "import", file, "--tenant", tenantID, "--data-dir", dir)
 	wantContains(t, "contacts import", out, fmt.Sprintf("%d rows, %d created, 0 updated, 0 failed", recipients, recipients))
 	if t.Failed() {
 		t.FailNow()
@@ -134,7 +110,7 @@ func TestCampaignSurvivesSIGKILL(t *testing.T) {
 	// The restart: the same instance takes its campaign back without
 	// waiting for its lease to expire.
 	killedAt := time.Now()
-	srv = serve()
+	srv = rig.serve(t)
 	pollUntil(t, srv, 90*time.Second, "the campaign completes after the restart", func() (bool, string) {
 		status, doc := srv.call(t, http.MethodGet, "/api/v1/campaigns/"+campaign, key, "")
 		return status == http.StatusOK && doc["status"] == "completed", fmt.Sprintf("%d %v", status, doc)

@@ -28,30 +28,10 @@ func TestWorkflowRunsSurviveSIGKILL(t *testing.T) {
 	}
 	t.Parallel()
 	const contacts = 1000
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	natsAddr := freeAddr(t)
-	toolEnv := []string{"ALUM_NATS_LISTEN_ADDR=" + natsAddr}
-	var procs []*serveProc
-	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		for i, p := range procs {
-			t.Logf("serve #%d log (last lines):\n%s", i+1, tailLines(p.logs.String(), 300))
-		}
-	})
-	serve := func() *serveProc {
-		p := startServe(t, bin, dir, natsAddr)
-		procs = append(procs, p)
-		p.waitStarted(t)
-		return p
-	}
-
-	srv := serve()
-	out := runBinary(t, bin, toolEnv, "tenant", "create", "Crash Alumni", "--data-dir", dir)
-	key := match(t, apiKeyRe, out)[1]
-	tenantID := match(t, tenantIDRe, out)[1]
+	rig := newCrashRig(t)
+	dir := rig.dir
+	srv := rig.serve(t)
+	key, tenantID := rig.tenant(t, "Crash Alumni")
 	status, doc := srv.call(t, http.MethodPost, "/api/v1/templates", key, `{"name": "Hello", "channel": "email", "content": {
 		"subject": "Hello {{contact.firstName}}", "html": "<p>Dear {{contact.firstName}}</p>", "from": "alumni@example.edu"}}`)
 	if status != http.StatusCreated {
@@ -82,7 +62,7 @@ func TestWorkflowRunsSurviveSIGKILL(t *testing.T) {
 	if err := os.WriteFile(file, []byte(csv.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out = runBinary(t, bin, toolEnv, "contacts", "import", file, "--tenant", tenantID, "--data-dir", dir)
+	out := rig.tool(t, "contacts", "import", file, "--tenant", tenantID, "--data-dir", dir)
 	wantContains(t, "contacts import", out, fmt.Sprintf("%d rows, %d created, 0 updated, 0 failed", contacts, contacts))
 	if t.Failed() {
 		t.FailNow()
@@ -110,7 +90,7 @@ func TestWorkflowRunsSurviveSIGKILL(t *testing.T) {
 		t.Fatalf("serve exited 0 on SIGKILL")
 	}
 
-	srv = serve()
+	srv = rig.serve(t)
 	pollUntil(t, srv, 90*time.Second, "every run completed after the restart", func() (bool, string) {
 		r := runs(srv)
 		return num(r, "completed") == contacts, fmt.Sprintf("%v", r)
