@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	dto "github.com/prometheus/client_model/go"
 	"io"
 	"net/http"
 	"os"
@@ -328,4 +329,44 @@ func TestDataDirInUseIsRefused(t *testing.T) {
 	if _, err := app.OpenToolBus(context.Background(), cfg, bustest.Logger(t)); err == nil || !strings.Contains(err.Error(), "nats-listen-addr") {
 		t.Fatalf("OpenToolBus on a directory in use: %v", err)
 	}
+}
+
+// metricFamily gathers a's registry and returns the named family, or nil.
+func metricFamily(tb testing.TB, a *app.App, name string) *dto.MetricFamily {
+	tb.Helper()
+	mfs, err := a.Registry().Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf
+		}
+	}
+	return nil
+}
+
+// counterValue sums the named counter's series whose labels include the
+// given name/value pairs.
+func counterValue(tb testing.TB, a *app.App, name string, labels ...string) float64 {
+	tb.Helper()
+	mf := metricFamily(tb, a, name)
+	if mf == nil {
+		return 0
+	}
+	var sum float64
+series:
+	for _, m := range mf.GetMetric() {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, lp := range m.GetLabel() {
+				found = found || lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
+			}
+			if !found {
+				continue series
+			}
+		}
+		sum += m.GetCounter().GetValue()
+	}
+	return sum
 }

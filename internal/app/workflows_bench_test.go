@@ -319,41 +319,12 @@ func (w *workflowBench) timerStream() (uint64, uint64) {
 }
 
 // family gathers the app's registry and returns the named metric family.
-func (w *workflowBench) family(name string) *dto.MetricFamily {
-	mfs, err := w.a.Registry().Gather()
-	if err != nil {
-		w.b.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf
-		}
-	}
-	return nil
-}
+func (w *workflowBench) family(name string) *dto.MetricFamily { return metricFamily(w.b, w.a, name) }
 
 // counter sums the named counter's series whose labels include the given
 // name/value pairs.
 func (w *workflowBench) counter(name string, labels ...string) float64 {
-	var sum float64
-	mf := w.family(name)
-	if mf == nil {
-		return 0
-	}
-series:
-	for _, m := range mf.GetMetric() {
-		for i := 0; i+1 < len(labels); i += 2 {
-			found := false
-			for _, lp := range m.GetLabel() {
-				found = found || lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
-			}
-			if !found {
-				continue series
-			}
-		}
-		sum += m.GetCounter().GetValue()
-	}
-	return sum
+	return counterValue(w.b, w.a, name, labels...)
 }
 
 // histogram returns the named histogram (one series).

@@ -496,3 +496,48 @@ func TestWorkflowRefusesBadDefinitions(t *testing.T) {
 		t.Fatalf("bad event name: %d", status)
 	}
 }
+
+// TestWorkflowTriggers: contact.updated with a rule on the new values,
+// and segment.member.removed, start runs only when they match.
+func TestWorkflowTriggers(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, testConfig(t, ""))
+	c, _ := twoTenants(t, a)
+	_, doc := c.do("POST", "/api/v1/segments", `{"name": "Members", "rules": {"all": [{"op": "has_tag", "value": "member"}]}}`)
+	memberSeg := dataOf(doc)["id"].(string)
+	graduated := newWorkflow(t, c, `{"name": "Graduated", "reentry": "always",
+		"trigger": {"event": "contact.updated", "rule": {"field": "attributes.stage", "op": "eq", "value": "alumni"}},
+		"nodes": [{"id": "mark", "type": "update_contact", "addTags": ["graduate"]}]}`)
+	lapsed := newWorkflow(t, c, fmt.Sprintf(`{"name": "Lapsed", "trigger": {"event": "segment.member.removed", "segmentId": %q},
+		"nodes": [{"id": "mark", "type": "update_contact", "setAttributes": {"lapsed": true}}]}`, memberSeg))
+
+	student := newContact(t, c, "student@example.org", `, "tags": ["member"], "attributes": {"stage": "student"}`)
+	c.do("PATCH", "/api/v1/contacts/"+student, `{"attributes": {"stage": "student", "year": 3}}`) // no match
+	c.do("PATCH", "/api/v1/contacts/"+student, `{"attributes": {"stage": "alumni"}}`)             // match
+	onlyRun(t, c, graduated, student, "completed")
+
+	bustest.Eventually(t, 20*time.Second, "the contact joined the segment", func() bool {
+		return len(members(t, c, memberSeg)) == 1
+	})
+	if len(runsOf(t, c, lapsed, student)) != 0 {
+		t.Fatal("segment.member.removed started a run on an addition")
+	}
+	if status, _ := c.do("DELETE", "/api/v1/contacts/"+student+"/tags/member", ""); status != 200 {
+		t.Fatalf("untag: %d", status)
+	}
+	onlyRun(t, c, lapsed, student, "completed")
+	_, doc = c.do("GET", "/api/v1/contacts/"+student, "")
+	if dataOf(doc)["attributes"].(map[string]any)["lapsed"] != true {
+		t.Fatalf("lapsed not set: %v", doc)
+	}
+	// Three updates: one that does not match, one that does, and the
+	// lapsed run's own, which does not touch the stage the rule reads.
+	// Once the trigger consumer has handled all three, there is one run,
+	// whatever order they were handled in.
+	bustest.Eventually(t, 20*time.Second, "three contact.updated handled", func() bool {
+		return counterValue(t, a, "events_acked_total", "consumer", workflows.TriggerConsumerName, "subject", event.ContactUpdated) >= 3
+	})
+	if runs := runsOf(t, c, graduated, student); len(runs) != 1 {
+		t.Fatalf("contact.updated runs: %v, want 1", runs)
+	}
+}

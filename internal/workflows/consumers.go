@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
+	"github.com/alumoutreach/alumoutreach/internal/rule"
 )
 
 // Durable consumers of the workflows module.
@@ -99,7 +101,7 @@ func (s *Service) startAll(ctx context.Context, env event.Envelope, trigger, key
 			continue
 		}
 		if wf.Trigger.rule != nil {
-			c, err := s.contacts.Contact(ctx, env.TenantID, contactID)
+			ok, err := s.updateMatches(ctx, env, wf.Trigger.rule, contactID)
 			if errors.Is(err, ErrContactNotFound) {
 				return nil
 			}
@@ -107,7 +109,7 @@ func (s *Service) startAll(ctx context.Context, env event.Envelope, trigger, key
 				errs = append(errs, err)
 				continue
 			}
-			if !wf.Trigger.rule.Match(&c, s.clock()) {
+			if !ok {
 				continue
 			}
 		}
@@ -241,4 +243,69 @@ func (s *Service) HandleTimer(ctx context.Context, _ string, data []byte) error 
 		return bus.Permanent(fmt.Errorf("workflow timer %q does not decode", data))
 	}
 	return s.Wake(ctx, t.Tenant, t.RunID, t.Step, wakeTime)
+}
+
+// updateMatches decides a contact.updated trigger with a rule: the update
+// must change a field the rule reads, and the rule must match the new
+// values. The contact is read now, with the event's new values laid over
+// the fields it changed: when later changes have landed before this event
+// is handled, the rule still sees what this update set (the other fields
+// are the current ones, the closest the event lets us get to the contact
+// as this update left it).
+func (s *Service) updateMatches(ctx context.Context, env event.Envelope, r *rule.Rule, contactID string) (bool, error) {
+	d, err := event.DecodeData[event.ContactUpdatedData](env)
+	if err != nil {
+		return false, bus.Permanent(err)
+	}
+	touched := false
+	for _, f := range r.Fields() {
+		for changed := range d.Changes {
+			if f == changed || strings.HasPrefix(f, changed+".") {
+				touched = true
+			}
+		}
+	}
+	if !touched {
+		return false, nil
+	}
+	c, err := s.contacts.Contact(ctx, env.TenantID, contactID)
+	if err != nil {
+		return false, err
+	}
+	if err := overlay(&c, d.Changes); err != nil {
+		return false, bus.Permanent(fmt.Errorf("contact.updated %s: %w", env.ID, err))
+	}
+	return r.Match(&c, s.clock()), nil
+}
+
+// overlay sets the new values of changes on c.
+func overlay(c *rule.Contact, changes map[string]event.FieldChange) error {
+	profile := map[string]*string{"email": &c.Email, "phone": &c.Phone, "firstName": &c.FirstName, "lastName": &c.LastName,
+		"locale": &c.Locale, "timeZone": &c.TimeZone}
+	attrs := maps.Clone(c.Attributes)
+	for field, ch := range changes {
+		var v any
+		if len(ch.New) > 0 {
+			if err := json.Unmarshal(ch.New, &v); err != nil {
+				return fmt.Errorf("new value of %s: %w", field, err)
+			}
+		}
+		if p, ok := profile[field]; ok {
+			str, _ := v.(string)
+			*p = str
+			continue
+		}
+		if name, ok := strings.CutPrefix(field, "attributes."); ok {
+			if attrs == nil {
+				attrs = map[string]any{}
+			}
+			if v == nil {
+				delete(attrs, name)
+			} else {
+				attrs[name] = v
+			}
+		}
+	}
+	c.Attributes = attrs
+	return nil
 }

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/rule"
 )
 
 func TestParseDuration(t *testing.T) {
@@ -133,5 +136,27 @@ func TestTriggerFieldsMustFitTheEvent(t *testing.T) {
 		if err := d.validate(context.Background(), "t1", nil); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.trigger, err, tc.want)
 		}
+	}
+}
+
+// TestOverlayShowsTheUpdatesNewValues: a contact.updated trigger sees the
+// values the update set, even when the contact has changed again since.
+func TestOverlayShowsTheUpdatesNewValues(t *testing.T) {
+	t.Parallel()
+	c := rule.Contact{FirstName: "Ada", Attributes: map[string]any{"stage": "student", "year": 3.0}}
+	err := overlay(&c, map[string]event.FieldChange{
+		"attributes.stage": {Old: json.RawMessage(`"student"`), New: json.RawMessage(`"alumni"`)},
+		"attributes.year":  {Old: json.RawMessage(`3`)},
+		"firstName":        {Old: json.RawMessage(`"Ada"`), New: json.RawMessage(`"Augusta"`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FirstName != "Augusta" || c.Attributes["stage"] != "alumni" || len(c.Attributes) != 1 {
+		t.Fatalf("overlaid contact: %+v", c)
+	}
+	r, err := rule.Parse([]byte(`{"field": "attributes.stage", "op": "eq", "value": "alumni"}`))
+	if err != nil || !r.Match(&c, time.Now()) {
+		t.Fatalf("rule on the new values: %v", err)
 	}
 }
