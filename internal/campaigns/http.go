@@ -80,31 +80,12 @@ func (h *HTTP) list(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, fault.New(fault.Invalid, "invalid_status", "status must be one of %s (got %q)", strings.Join(statuses, ", "), status))
 		return
 	}
-	limit, err := httpapi.ParseLimit(r, defaultPageSize, maxPageSize)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	var before *listCursor
-	if c := q.Get("cursor"); c != "" {
-		before = &listCursor{}
-		if err := httpapi.DecodeCursor(c, before); err != nil {
-			httpapi.WriteError(w, r, err)
-			return
-		}
-	}
-	list, err := h.svc.List(r.Context(), httpapi.TenantID(r.Context()), status, before, limit+1)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	next := ""
-	if len(list) > limit {
-		list = list[:limit]
-		last := list[len(list)-1]
-		next = httpapi.EncodeCursor(listCursor{CreatedAt: last.CreatedAt.UnixMilli(), ID: last.ID})
-	}
-	httpapi.WritePage(w, list, next)
+	tenant := httpapi.TenantID(r.Context())
+	httpapi.List(w, r, defaultPageSize, maxPageSize,
+		func(before *listCursor, limit int) ([]*Campaign, error) {
+			return h.svc.List(r.Context(), tenant, status, before, limit)
+		},
+		func(last *Campaign) listCursor { return listCursor{CreatedAt: last.CreatedAt.UnixMilli(), ID: last.ID} })
 }
 
 var statuses = []string{StatusCreated, StatusScheduled, StatusStarted, StatusPaused, StatusCompleted, StatusCancelled}

@@ -125,31 +125,12 @@ func (h *HTTP) list(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, fault.New(fault.Invalid, "invalid_status", "status must be one of %s (got %q)", strings.Join(statuses, ", "), status))
 		return
 	}
-	limit, err := httpapi.ParseLimit(r, defaultPageSize, maxPageSize)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	var before *ListCursor
-	if c := q.Get("cursor"); c != "" {
-		before = &ListCursor{}
-		if err := httpapi.DecodeCursor(c, before); err != nil {
-			httpapi.WriteError(w, r, err)
-			return
-		}
-	}
-	list, err := h.svc.List(r.Context(), httpapi.TenantID(r.Context()), status, before, limit+1)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	next := ""
-	if len(list) > limit {
-		list = list[:limit]
-		last := list[len(list)-1]
-		next = httpapi.EncodeCursor(ListCursor{CreatedAt: last.CreatedAt.UnixMilli(), ID: last.ID})
-	}
-	httpapi.WritePage(w, list, next)
+	tenant := httpapi.TenantID(r.Context())
+	httpapi.List(w, r, defaultPageSize, maxPageSize,
+		func(before *ListCursor, limit int) ([]*Workflow, error) {
+			return h.svc.List(r.Context(), tenant, status, before, limit)
+		},
+		func(last *Workflow) ListCursor { return ListCursor{CreatedAt: last.CreatedAt.UnixMilli(), ID: last.ID} })
 }
 
 func (h *HTTP) action(fn func(ctx context.Context, tenant, id string) (*Workflow, error)) http.HandlerFunc {
@@ -184,29 +165,16 @@ func (h *HTTP) listRuns(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, fault.New(fault.Invalid, "invalid_status", "status must be one of %s (got %q)", strings.Join(runStatuses, ", "), f.Status))
 		return
 	}
-	limit, err := httpapi.ParseLimit(r, defaultPageSize, maxPageSize)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	var before string
-	if c := q.Get("cursor"); c != "" {
-		if err := httpapi.DecodeCursor(c, &before); err != nil {
-			httpapi.WriteError(w, r, err)
-			return
-		}
-	}
-	runs, err := h.svc.ListRuns(r.Context(), httpapi.TenantID(r.Context()), f, before, limit+1)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	next := ""
-	if len(runs) > limit {
-		runs = runs[:limit]
-		next = httpapi.EncodeCursor(runs[len(runs)-1].ID)
-	}
-	httpapi.WritePage(w, runs, next)
+	tenant := httpapi.TenantID(r.Context())
+	httpapi.List(w, r, defaultPageSize, maxPageSize,
+		func(before *string, limit int) ([]*Run, error) {
+			after := ""
+			if before != nil {
+				after = *before
+			}
+			return h.svc.ListRuns(r.Context(), tenant, f, after, limit)
+		},
+		func(last *Run) string { return last.ID })
 }
 
 func (h *HTTP) getRun(w http.ResponseWriter, r *http.Request) {

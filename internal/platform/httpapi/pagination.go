@@ -77,3 +77,36 @@ func WritePage[T any](w http.ResponseWriter, items []T, next string) {
 	w.WriteHeader(http.StatusOK)
 	_ = json.NewEncoder(w).Encode(Page[T]{Data: items, NextCursor: next})
 }
+
+// List serves one page of a cursor-paginated list: it reads limit (def
+// when absent, at most maxLimit) and cursor (decoded into a C; nil on the
+// first page), asks fetch for up to limit+1 items after the cursor, and
+// writes the first limit with, when there were more, the cursor that
+// cursorOf makes from the last one written.
+func List[T, C any](w http.ResponseWriter, r *http.Request, def, maxLimit int,
+	fetch func(after *C, limit int) ([]T, error), cursorOf func(last T) C) {
+	limit, err := ParseLimit(r, def, maxLimit)
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	var after *C
+	if raw := r.URL.Query().Get("cursor"); raw != "" {
+		after = new(C)
+		if err := DecodeCursor(raw, after); err != nil {
+			WriteError(w, r, err)
+			return
+		}
+	}
+	items, err := fetch(after, limit+1)
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	next := ""
+	if len(items) > limit {
+		items = items[:limit]
+		next = EncodeCursor(cursorOf(items[len(items)-1]))
+	}
+	WritePage(w, items, next)
+}

@@ -158,3 +158,52 @@ func TestWritePage(t *testing.T) {
 		})
 	}
 }
+
+// TestListWalksEveryPage: following nextCursor from the first page visits
+// every item once, in order; a bad cursor or limit is a 400.
+func TestListWalksEveryPage(t *testing.T) {
+	t.Parallel()
+	items := []int{1, 2, 3, 4, 5, 6, 7}
+	serve := func(query string) (int, httpapi.Page[int]) {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/things?"+query, nil)
+		httpapi.List(w, r, 3, 10,
+			func(after *int, limit int) ([]int, error) {
+				var out []int
+				for _, it := range items {
+					if (after == nil || it > *after) && len(out) < limit {
+						out = append(out, it)
+					}
+				}
+				return out, nil
+			},
+			func(last int) int { return last })
+		var p httpapi.Page[int]
+		_ = json.Unmarshal(w.Body.Bytes(), &p)
+		return w.Code, p
+	}
+	var seen []int
+	query := ""
+	for pages := 0; ; pages++ {
+		code, p := serve(query)
+		if code != http.StatusOK || pages > 3 {
+			t.Fatalf("page %d: %d %v", pages, code, p)
+		}
+		seen = append(seen, p.Data...)
+		if p.NextCursor == "" {
+			break
+		}
+		query = "cursor=" + p.NextCursor
+	}
+	if fmt.Sprint(seen) != fmt.Sprint(items) {
+		t.Fatalf("walked %v, want %v", seen, items)
+	}
+	if code, p := serve("limit=7"); code != http.StatusOK || len(p.Data) != 7 || p.NextCursor != "" {
+		t.Fatalf("one page of all: %d %v", code, p)
+	}
+	for _, bad := range []string{"cursor=%21%21", "limit=0", "limit=11"} {
+		if code, _ := serve(bad); code != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", bad, code)
+		}
+	}
+}
