@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -46,14 +45,6 @@ func (h *HTTP) RegisterRoutes(r Routes) {
 	r.HandleAPI("GET /api/v1/campaigns/{id}/report", h.report)
 }
 
-func respond(w http.ResponseWriter, r *http.Request, v any, err error) {
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	httpapi.WriteJSON(w, http.StatusOK, v)
-}
-
 func (h *HTTP) create(w http.ResponseWriter, r *http.Request) {
 	var in Input
 	if err := httpapi.DecodeJSON(w, r, &in, maxBody); err != nil {
@@ -92,20 +83,16 @@ var statuses = []string{StatusCreated, StatusScheduled, StatusStarted, StatusPau
 
 func (h *HTTP) get(w http.ResponseWriter, r *http.Request) {
 	c, err := h.svc.Get(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"))
-	respond(w, r, c, err)
+	httpapi.Respond(w, r, c, err)
 }
 
 // update edits a campaign not yet started. If-Match, when sent, carries
 // the version the edit was made from.
 func (h *HTTP) update(w http.ResponseWriter, r *http.Request) {
-	var ifVersion int64
-	if m := strings.Trim(r.Header.Get("If-Match"), `"`); m != "" {
-		v, err := strconv.ParseInt(m, 10, 64)
-		if err != nil || v < 1 {
-			httpapi.WriteError(w, r, fault.New(fault.Invalid, "invalid_if_match", "If-Match must carry the campaign's version, a positive whole number (got %q)", m))
-			return
-		}
-		ifVersion = v
+	ifVersion, err := httpapi.IfMatchVersion(r, "campaign")
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
 	}
 	var in Input
 	if err := httpapi.DecodeJSON(w, r, &in, maxBody); err != nil {
@@ -113,7 +100,7 @@ func (h *HTTP) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := h.svc.Update(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"), in, ifVersion)
-	respond(w, r, c, err)
+	httpapi.Respond(w, r, c, err)
 }
 
 func (h *HTTP) schedule(w http.ResponseWriter, r *http.Request) {
@@ -123,14 +110,14 @@ func (h *HTTP) schedule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := h.svc.Schedule(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"), sch)
-	respond(w, r, c, err)
+	httpapi.Respond(w, r, c, err)
 }
 
 // action serves a lifecycle transition without a body.
 func (h *HTTP) action(do func(ctx context.Context, tenant, id string) (*Campaign, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, err := do(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"))
-		respond(w, r, c, err)
+		httpapi.Respond(w, r, c, err)
 	}
 }
 
@@ -141,12 +128,12 @@ func (h *HTTP) test(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := h.svc.TestSend(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"), req)
-	respond(w, r, res, err)
+	httpapi.Respond(w, r, res, err)
 }
 
 func (h *HTTP) stats(w http.ResponseWriter, r *http.Request) {
 	st, err := h.svc.Stats(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"))
-	respond(w, r, st, err)
+	httpapi.Respond(w, r, st, err)
 }
 
 func (h *HTTP) report(w http.ResponseWriter, r *http.Request) {
@@ -165,7 +152,7 @@ func (h *HTTP) report(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep, err := h.svc.Report(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"), interval, step)
-	respond(w, r, rep, err)
+	httpapi.Respond(w, r, rep, err)
 }
 
 var intervals = map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour}

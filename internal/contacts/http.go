@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -106,28 +105,16 @@ func (h *HTTP) upsert(w http.ResponseWriter, r *http.Request) {
 
 func (h *HTTP) get(w http.ResponseWriter, r *http.Request) {
 	c, err := h.svc.Get(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"))
-	respond(w, r, c, err)
-}
-
-func respond(w http.ResponseWriter, r *http.Request, c *Contact, err error) {
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	httpapi.WriteJSON(w, http.StatusOK, c)
+	httpapi.Respond(w, r, c, err)
 }
 
 // update applies a JSON merge patch. If-Match, when sent, carries the
 // version the caller read ("3" or the ETag form "\"3\"").
 func (h *HTTP) update(w http.ResponseWriter, r *http.Request) {
-	var ifVersion int64
-	if m := strings.Trim(r.Header.Get("If-Match"), `"`); m != "" {
-		v, err := strconv.ParseInt(m, 10, 64)
-		if err != nil || v < 1 {
-			httpapi.WriteError(w, r, fault.New(fault.Invalid, "invalid_if_match", "If-Match must carry the contact's version, a positive whole number (got %q)", m))
-			return
-		}
-		ifVersion = v
+	ifVersion, err := httpapi.IfMatchVersion(r, "contact")
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
 	}
 	body, err := readBody(w, r, maxContactBody)
 	if err != nil {
@@ -140,7 +127,7 @@ func (h *HTTP) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := h.svc.Update(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"), f, ifVersion)
-	respond(w, r, c, err)
+	httpapi.Respond(w, r, c, err)
 }
 
 func (h *HTTP) delete(w http.ResponseWriter, r *http.Request) {
@@ -158,7 +145,7 @@ func (h *HTTP) erase(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := h.svc.Get(r.Context(), tenant, id)
-	respond(w, r, c, err)
+	httpapi.Respond(w, r, c, err)
 }
 
 func (h *HTTP) addTags(w http.ResponseWriter, r *http.Request) {
@@ -170,12 +157,12 @@ func (h *HTTP) addTags(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := h.svc.AddTags(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"), body.Tags)
-	respond(w, r, c, err)
+	httpapi.Respond(w, r, c, err)
 }
 
 func (h *HTTP) removeTag(w http.ResponseWriter, r *http.Request) {
 	c, err := h.svc.RemoveTag(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"), r.PathValue("tag"))
-	respond(w, r, c, err)
+	httpapi.Respond(w, r, c, err)
 }
 
 func (h *HTTP) setConsent(w http.ResponseWriter, r *http.Request) {
@@ -185,7 +172,7 @@ func (h *HTTP) setConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := h.svc.SetConsent(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"), r.PathValue("channel"), in)
-	respond(w, r, c, err)
+	httpapi.Respond(w, r, c, err)
 }
 
 // listCursor is the position after the last contact of a page.

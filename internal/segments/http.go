@@ -94,15 +94,7 @@ func pageParams(r *http.Request, cur any) (int, error) {
 
 func (h *HTTP) get(w http.ResponseWriter, r *http.Request) {
 	seg, err := h.svc.Get(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"))
-	respond(w, r, seg, err)
-}
-
-func respond(w http.ResponseWriter, r *http.Request, v any, err error) {
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	httpapi.WriteJSON(w, http.StatusOK, v)
+	httpapi.Respond(w, r, seg, err)
 }
 
 func (h *HTTP) update(w http.ResponseWriter, r *http.Request) {
@@ -112,7 +104,7 @@ func (h *HTTP) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seg, err := h.svc.Update(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"), in)
-	respond(w, r, seg, err)
+	httpapi.Respond(w, r, seg, err)
 }
 
 func (h *HTTP) delete(w http.ResponseWriter, r *http.Request) {
@@ -126,7 +118,7 @@ func (h *HTTP) delete(w http.ResponseWriter, r *http.Request) {
 // evaluate runs a full evaluation now and answers with its outcome.
 func (h *HTTP) evaluate(w http.ResponseWriter, r *http.Request) {
 	ev, err := h.svc.Evaluate(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"), nil)
-	respond(w, r, ev, err)
+	httpapi.Respond(w, r, ev, err)
 }
 
 func (h *HTTP) preview(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +130,7 @@ func (h *HTTP) preview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := h.svc.Preview(r.Context(), httpapi.TenantID(r.Context()), body.Rules)
-	respond(w, r, p, err)
+	httpapi.Respond(w, r, p, err)
 }
 
 type memberCursor struct {

@@ -43,14 +43,6 @@ func (h *HTTP) RegisterRoutes(r Routes) {
 	r.HandleAPI("POST /api/v1/workflow-events", h.postEvent)
 }
 
-func respond(w http.ResponseWriter, r *http.Request, v any, err error) {
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	httpapi.WriteJSON(w, http.StatusOK, v)
-}
-
 func (h *HTTP) create(w http.ResponseWriter, r *http.Request) {
 	var in Input
 	if err := httpapi.DecodeJSON(w, r, &in, maxBody); err != nil {
@@ -90,20 +82,16 @@ func (h *HTTP) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wf, err := h.svc.Get(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"), v)
-	respond(w, r, wf, err)
+	httpapi.Respond(w, r, wf, err)
 }
 
 // update stores a new version. If-Match, when sent, carries the version
 // the edit was made from.
 func (h *HTTP) update(w http.ResponseWriter, r *http.Request) {
-	var ifVersion int64
-	if m := strings.Trim(r.Header.Get("If-Match"), `"`); m != "" {
-		n, err := strconv.ParseInt(m, 10, 64)
-		if err != nil || n <= 0 {
-			httpapi.WriteError(w, r, fault.New(fault.Invalid, "invalid_if_match", `If-Match must be the version the edit starts from, e.g. "3"`))
-			return
-		}
-		ifVersion = n
+	ifVersion, err := httpapi.IfMatchVersion(r, "workflow")
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
 	}
 	var in Input
 	if err := httpapi.DecodeJSON(w, r, &in, maxBody); err != nil {
@@ -111,7 +99,7 @@ func (h *HTTP) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wf, err := h.svc.Update(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"), in, ifVersion)
-	respond(w, r, wf, err)
+	httpapi.Respond(w, r, wf, err)
 }
 
 func (h *HTTP) list(w http.ResponseWriter, r *http.Request) {
@@ -136,7 +124,7 @@ func (h *HTTP) list(w http.ResponseWriter, r *http.Request) {
 func (h *HTTP) action(fn func(ctx context.Context, tenant, id string) (*Workflow, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		wf, err := fn(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"))
-		respond(w, r, wf, err)
+		httpapi.Respond(w, r, wf, err)
 	}
 }
 
@@ -151,7 +139,7 @@ func (h *HTTP) stats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st, err := h.svc.Stats(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"), v)
-	respond(w, r, st, err)
+	httpapi.Respond(w, r, st, err)
 }
 
 func (h *HTTP) listRuns(w http.ResponseWriter, r *http.Request) {
@@ -179,7 +167,7 @@ func (h *HTTP) listRuns(w http.ResponseWriter, r *http.Request) {
 
 func (h *HTTP) getRun(w http.ResponseWriter, r *http.Request) {
 	run, err := h.svc.GetRun(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"))
-	respond(w, r, run, err)
+	httpapi.Respond(w, r, run, err)
 }
 
 // postEvent accepts a custom event; runs start on it asynchronously, so

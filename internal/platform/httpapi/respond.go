@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/alumoutreach/alumoutreach/internal/event"
@@ -146,4 +147,29 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, maxBytes int64) e
 		return fault.New(fault.Invalid, "invalid_json", "the body holds more than one JSON value; send exactly one object")
 	}
 	return nil
+}
+
+// Respond writes v as a 200, or err through WriteError.
+func Respond(w http.ResponseWriter, r *http.Request, v any, err error) {
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, v)
+}
+
+// IfMatchVersion reads the If-Match header as the version an edit was made
+// from ("3", or the ETag form "\"3\""): 0 when absent, a fault.Invalid
+// (invalid_if_match) naming what (e.g. "campaign") when it is not a
+// positive whole number.
+func IfMatchVersion(r *http.Request, what string) (int64, error) {
+	m := strings.Trim(r.Header.Get("If-Match"), `"`)
+	if m == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(m, 10, 64)
+	if err != nil || v < 1 {
+		return 0, fault.New(fault.Invalid, "invalid_if_match", "If-Match must carry the %s's version, a positive whole number (got %q)", what, m)
+	}
+	return v, nil
 }

@@ -207,3 +207,31 @@ func TestListWalksEveryPage(t *testing.T) {
 		}
 	}
 }
+
+func TestIfMatchVersion(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		header string
+		want   int64
+		bad    bool
+	}{
+		{"", 0, false},
+		{"3", 3, false},
+		{`"12"`, 12, false},
+		{`W/"1"`, 0, true},
+		{"0", 0, true},
+		{"abc", 0, true},
+	} {
+		r := httptest.NewRequest("PUT", "/x", nil)
+		if tc.header != "" {
+			r.Header.Set("If-Match", tc.header)
+		}
+		got, err := httpapi.IfMatchVersion(r, "workflow")
+		if got != tc.want || (err != nil) != tc.bad {
+			t.Errorf("If-Match %q: %d, %v", tc.header, got, err)
+		}
+		if fe, ok := fault.As(err); tc.bad && (!ok || fe.Code != "invalid_if_match" || !strings.Contains(fe.Message, "workflow's version")) {
+			t.Errorf("If-Match %q: error %v", tc.header, err)
+		}
+	}
+}
