@@ -322,7 +322,7 @@ func (d *Definition) validateTrigger(ctx context.Context, tenant string, cat cat
 		}
 		d.triggerKey = t.Name
 	}
-	return errorsJoinFirst(
+	return firstError(
 		extra("rule", t.Event != TriggerContactUpdated && len(t.Rule) > 0),
 		extra("tag", t.Event != TriggerContactTagged && t.Tag != ""),
 		extra("segmentId", t.Event != TriggerSegmentAdded && t.Event != TriggerSegmentRemoved && t.SegmentID != ""),
@@ -330,7 +330,7 @@ func (d *Definition) validateTrigger(ctx context.Context, tenant string, cat cat
 	)
 }
 
-func errorsJoinFirst(errs ...error) error {
+func firstError(errs ...error) error {
 	for _, err := range errs {
 		if err != nil {
 			return err
@@ -432,7 +432,7 @@ func (d *Definition) validateNode(ctx context.Context, tenant string, cat catalo
 		if n.Next != "" {
 			return invalidAt(path+".next", "a condition goes on by yes and no")
 		}
-		if err := errorsJoinFirst(ref("yes", n.Yes), ref("no", n.No)); err != nil {
+		if err := firstError(ref("yes", n.Yes), ref("no", n.No)); err != nil {
 			return err
 		}
 	case NodeSplit:

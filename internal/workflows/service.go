@@ -296,8 +296,7 @@ func (s *Service) definition(ctx context.Context, q querier, tenant, id string, 
 	err := q.QueryRowContext(ctx, `SELECT definition FROM workflow_versions WHERE tenant_id = $1 AND workflow_id = $2 AND version = $3`,
 		tenant, id, version).Scan(&raw)
 	if errors.Is(err, sql.ErrNoRows) {
-		e := fault.New(fault.NotFound, "version_not_found", "workflow %s has no version %d", id, version)
-		return nil, e
+		return nil, fault.New(fault.NotFound, "version_not_found", "workflow %s has no version %d", id, version)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read workflow %s version %d: %w", id, version, err)
