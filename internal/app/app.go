@@ -49,6 +49,7 @@ type App struct {
 
 	db          *store.DB
 	analyticsDB *store.DB
+	sandboxDB   *store.DB
 	bus         *bus.Bus
 	outbox      *outbox.Outbox
 	relay       *outbox.Relay
@@ -153,7 +154,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		}
 	}
 	if cfg.ModuleEnabled("pipeline") {
-		if err := a.wirePipeline(); err != nil {
+		if err := a.wirePipeline(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -233,8 +234,8 @@ func BusConfig(cfg config.Config) bus.Config {
 // wirePipeline sends every channel through its sandbox twin: the real
 // providers (SMTP, Twilio, Meta) are wired by configuration once their
 // settings exist.
-func (a *App) wirePipeline() error {
-	providers, sandbox, err := a.providers()
+func (a *App) wirePipeline(ctx context.Context) error {
+	providers, sandbox, err := a.providers(ctx)
 	if err != nil {
 		return err
 	}
@@ -324,11 +325,21 @@ func (a *App) releaseHeld(ctx context.Context) {
 
 // providers builds each channel's provider from the configuration; the
 // sandbox twins exist whatever the configuration, for the inspection route.
-func (a *App) providers() (map[string]pipeline.Provider, *pipeline.Sandbox, error) {
+func (a *App) providers(ctx context.Context) (map[string]pipeline.Provider, *pipeline.Sandbox, error) {
+	db, err := ownFile(ctx, a.cfg, a.db, SandboxDBFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if db != a.db {
+		a.sandboxDB = db
+	}
+	if err := pipeline.MigrateSandbox(ctx, db); err != nil {
+		return nil, nil, err
+	}
 	providers := map[string]pipeline.Provider{}
 	var sandbox *pipeline.Sandbox
 	for _, ch := range event.Channels {
-		sandbox = pipeline.NewSandbox(a.db, ch)
+		sandbox = pipeline.NewSandbox(db, ch)
 		sandbox.ReportDeliveries()
 		providers[ch] = sandbox
 		a.sandboxes = append(a.sandboxes, sandbox)
@@ -423,7 +434,7 @@ func (a *App) wireCampaigns() error {
 	a.timerOptions = append(a.timerOptions, bus.TimerConsumerOptions{Name: campaigns.TimerConsumerName, KeyPrefix: campaigns.TimerKeyPrefix,
 		Handler: svc.HandleTimer, Backoff: a.cfg.Consumer.Backoff})
 	// The tracking handlers wait for their batch, like the pipeline's.
-	a.pending = append(a.pending, a.consumerOptions(campaigns.TrackingConsumerName, []string{"pipeline.message.>"},
+	a.pending = append(a.pending, a.consumerOptions(campaigns.TrackingConsumerName, campaigns.TrackingSubjects,
 		a.campaignTracking.Handle, max(a.cfg.Consumer.Concurrency, 1024)))
 	return nil
 }
@@ -717,6 +728,9 @@ func (a *App) closeResources() {
 	if a.analyticsDB != nil {
 		a.analyticsDB.Close()
 	}
+	if a.sandboxDB != nil {
+		a.sandboxDB.Close()
+	}
 	if a.db != nil {
 		a.db.Close()
 	}
@@ -801,10 +815,21 @@ func Migrate(ctx context.Context, cfg config.Config) (*store.DB, error) {
 // SQLite (ingestion then never queues behind the main database's single
 // writer), the main database on PostgreSQL.
 func analyticsDB(ctx context.Context, cfg config.Config, main *store.DB) (*store.DB, error) {
+	return ownFile(ctx, cfg, main, "analytics.db")
+}
+
+// SandboxDBFile is the sandbox providers' database file in embedded mode:
+// storing every message body would otherwise take the main database's
+// single writer from the pipeline.
+const SandboxDBFile = "sandbox.db"
+
+// ownFile opens a SQLite database file of its own in the data directory
+// next to a SQLite main database; on PostgreSQL it is main.
+func ownFile(ctx context.Context, cfg config.Config, main *store.DB, name string) (*store.DB, error) {
 	if main.Kind() != store.SQLite {
 		return main, nil
 	}
-	return store.Open(ctx, store.Options{DataDir: cfg.DataDir, FileName: "analytics.db"})
+	return store.Open(ctx, store.Options{DataDir: cfg.DataDir, FileName: name})
 }
 
 // OpenToolBus connects a command-line tool to the bus: the configured

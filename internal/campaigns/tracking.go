@@ -53,6 +53,14 @@ var subjectFlags = map[string]int64{
 	event.PipelineMessageHeld:         flagHeld,
 }
 
+// TrackingSubjects are the consumer's filter: the statuses of
+// subjectFlags, every pipeline.message.* but queued, which the runner
+// counts as it queues. Filtering on the server spares a delivery per
+// message against the spec's pipeline.message.*.
+var TrackingSubjects = []string{event.PipelineMessageSent, event.PipelineMessageDelivered, event.PipelineMessageOpened,
+	event.PipelineMessageClicked, event.PipelineMessageBounced, event.PipelineMessageComplained,
+	event.PipelineMessageUnsubscribed, event.PipelineMessageFailed, event.PipelineMessageHeld}
+
 // skipCodes are the pipeline's reasons for not sending to a recipient at
 // all: those count as skipped, not failed.
 var skipCodes = []string{"no_consent", "suppressed", "no_address", "contact_gone", "frequency_cap"}
@@ -100,7 +108,7 @@ func (t *Tracking) Stop() { t.batcher.Stop() }
 func (t *Tracking) Handle(ctx context.Context, env event.Envelope) error {
 	flag, ok := subjectFlags[env.Type]
 	if !ok {
-		return nil // queued: the runner counts those itself
+		return nil // not in TrackingSubjects: a replayed stray
 	}
 	d, err := event.DecodeData[event.MessageData](env)
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alumoutreach/alumoutreach/internal/platform/store"
+	"github.com/alumoutreach/alumoutreach/internal/app"
 )
 
 // TestCampaignSurvivesSIGKILL is the campaigns requirement run against the
@@ -133,13 +133,9 @@ func TestCampaignSurvivesSIGKILL(t *testing.T) {
 	// The database itself: one sandbox message per recipient, one
 	// pipeline message per contact, all sent.
 	ctx := context.Background()
-	db, err := store.Open(ctx, store.Options{DataDir: dir})
-	if err != nil {
-		t.Fatalf("open the data dir's database: %v", err)
-	}
-	defer db.Close()
+	db, sandbox := openDataDir(t, dir, ""), openDataDir(t, dir, app.SandboxDBFile)
 	var total, distinct int
-	if err := db.Reader().QueryRowContext(ctx, `SELECT count(*), count(DISTINCT recipient) FROM sandbox_messages`).Scan(&total, &distinct); err != nil {
+	if err := sandbox.Reader().QueryRowContext(ctx, `SELECT count(*), count(DISTINCT recipient) FROM sandbox_messages`).Scan(&total, &distinct); err != nil {
 		t.Fatal(err)
 	}
 	if total != recipients || distinct != recipients {

@@ -1,6 +1,11 @@
 package cli
 
-import "testing"
+import (
+	"context"
+	"testing"
+
+	"github.com/alumoutreach/alumoutreach/internal/platform/store"
+)
 
 // crashRig runs the real binary on one data directory, start after
 // start, for tests that kill it: serve starts a serve and waits until it
@@ -47,4 +52,16 @@ func (r *crashRig) tenant(t *testing.T, name string) (key, id string) {
 	t.Helper()
 	out := r.tool(t, "tenant", "create", name, "--data-dir", r.dir)
 	return match(t, apiKeyRe, out)[1], match(t, tenantIDRe, out)[1]
+}
+
+// openDataDir opens a stopped server's SQLite database file in dir (the
+// main one when file is empty), closed when the test ends.
+func openDataDir(t *testing.T, dir, file string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), store.Options{DataDir: dir, FileName: file})
+	if err != nil {
+		t.Fatalf("open the data dir's database %q: %v", file, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alumoutreach/alumoutreach/internal/platform/store"
+	"github.com/alumoutreach/alumoutreach/internal/app"
 )
 
 // TestWorkflowRunsSurviveSIGKILL: serve killed with SIGKILL while a
@@ -106,13 +106,9 @@ func TestWorkflowRunsSurviveSIGKILL(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	db, err := store.Open(ctx, store.Options{DataDir: dir})
-	if err != nil {
-		t.Fatalf("open the data dir's database: %v", err)
-	}
-	defer db.Close()
+	db, sandbox := openDataDir(t, dir, ""), openDataDir(t, dir, app.SandboxDBFile)
 	var total, distinct int
-	if err := db.Reader().QueryRowContext(ctx, `SELECT count(*), count(DISTINCT recipient) FROM sandbox_messages`).Scan(&total, &distinct); err != nil {
+	if err := sandbox.Reader().QueryRowContext(ctx, `SELECT count(*), count(DISTINCT recipient) FROM sandbox_messages`).Scan(&total, &distinct); err != nil {
 		t.Fatal(err)
 	}
 	if total != 2*contacts || distinct != contacts {

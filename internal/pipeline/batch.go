@@ -224,7 +224,7 @@ func (s *Service) recordBatch(ctx context.Context, jobs []*job) []error {
 			subject := event.PipelineMessageSent
 			switch {
 			case j.sendErr == nil:
-				m.Status, m.Provider, m.ExternalID, m.Error, m.ErrorCode, m.UpdatedAt, m.SentAt = StatusSent, j.receipt.Provider, j.receipt.ExternalID, "", "", now, &now
+				s.accepted(m, j.receipt, now)
 			case errors.Is(j.sendErr, channel.ErrUnknownOutcome):
 				// Never again: the provider may have it already.
 				m.Status, m.ErrorCode, m.Error, m.UpdatedAt = StatusFailed, "outcome_unknown", truncate(j.sendErr.Error(), 1000), now
@@ -247,15 +247,8 @@ func (s *Service) recordBatch(ctx context.Context, jobs []*job) []error {
 			if !ok || subject == "" {
 				continue
 			}
-			env, err := event.New(j.ctx, subject, event.SourcePipeline, j.tenant, messageData(m))
-			if err != nil {
+			if envs, err = appendOutcome(j.ctx, envs, subject, j.tenant, m); err != nil {
 				return err
-			}
-			envs = append(envs, env)
-			if rep, ok, err := s.sandboxReport(j.ctx, j.tenant, m, subject); err != nil {
-				return err
-			} else if ok {
-				envs = append(envs, rep)
 			}
 		}
 		return emit(envs...)
@@ -392,12 +385,33 @@ func (s *Service) readTenant(ctx context.Context, bs BatchContactSource, tenant 
 	return nil
 }
 
-// sandboxReport is the sandbox's delivery report for a message just
-// recorded as sent through it.
-func (s *Service) sandboxReport(ctx context.Context, tenant string, m *Message, subject string) (event.Envelope, bool, error) {
-	sb, ok := s.Providers[m.Channel].(*Sandbox)
-	if !ok || subject != event.PipelineMessageSent || m.Provider != "sandbox" {
-		return event.Envelope{}, false, nil
+// accepted records the provider's acceptance of m. A sandbox that reports
+// deliveries delivers at once: the message is recorded as delivered in the
+// same transaction, and its pipeline.message.delivered follows the sent
+// event, instead of a report travelling as a webhook event through
+// PIPELINE_WEBHOOK_CONSUMER as a real provider's must (an event, a
+// consumer pass and a transaction fewer per message).
+func (s *Service) accepted(m *Message, receipt channel.Receipt, now time.Time) {
+	m.Status, m.Provider, m.ExternalID, m.Error, m.ErrorCode, m.UpdatedAt, m.SentAt = StatusSent, receipt.Provider, receipt.ExternalID, "", "", now, &now
+	if sb, ok := s.Providers[m.Channel].(*Sandbox); ok && sb.reports && receipt.Provider == "sandbox" {
+		m.Status = StatusDelivered
 	}
-	return sb.report(ctx, tenant, m)
+}
+
+// appendOutcome appends to envs the events of m's outcome, published under
+// subject: pipeline.message.sent is followed by pipeline.message.delivered
+// when the provider delivered at once (accepted).
+func appendOutcome(ctx context.Context, envs []event.Envelope, subject, tenant string, m *Message) ([]event.Envelope, error) {
+	env, err := event.New(ctx, subject, event.SourcePipeline, tenant, messageData(m))
+	if err != nil {
+		return envs, err
+	}
+	envs = append(envs, env)
+	if subject != event.PipelineMessageSent || m.Status != StatusDelivered {
+		return envs, nil
+	}
+	d := messageData(m)
+	d.OccurredAt = event.Time{Time: m.SentAt.UTC().Truncate(time.Millisecond)}
+	env, err = event.New(ctx, event.PipelineMessageDelivered, event.SourcePipeline, tenant, d)
+	return append(envs, env), err
 }

@@ -6,7 +6,8 @@
 // Owns: messages (one row per source, recipient, channel and step, under a
 // unique key: no redelivery, retry or crash makes a second message),
 // suppressions (addresses not to send to, per tenant and channel) and
-// sandbox_messages (what the sandbox providers "sent").
+// sandbox_messages (what the sandbox providers "sent", in a database file of
+// its own in embedded mode).
 //
 // Publishes (source "pipeline-service"), each in the transaction that
 // records what it reports: pipeline.message.queued (for messages asked

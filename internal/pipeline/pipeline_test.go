@@ -109,6 +109,9 @@ func newFixture(t *testing.T, db *store.DB) *fixture {
 	if err := db.Migrate(ctx, ModuleName, Migrations()); err != nil {
 		t.Fatal(err)
 	}
+	if err := MigrateSandbox(ctx, db); err != nil {
+		t.Fatal(err)
+	}
 	sandbox := NewSandbox(db, event.ChannelEmail)
 	if err := sandbox.Start(ctx); err != nil {
 		t.Fatal(err)

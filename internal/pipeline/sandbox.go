@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/channel"
-	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/platform/groupcommit"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 )
@@ -20,8 +19,8 @@ import (
 type Sandbox struct {
 	db      *store.DB
 	channel string
-	// reports says whether the sandbox reports each accepted message as
-	// delivered (webhook.<channel>.delivered), as a provider would.
+	// reports says whether the sandbox delivers each accepted message at
+	// once: the pipeline then records it as delivered with the send.
 	reports bool
 	// writes batches concurrent sends into one transaction, as a real
 	// provider's API absorbs concurrent calls.
@@ -36,14 +35,10 @@ func NewSandbox(db *store.DB, ch string) *Sandbox {
 	return s
 }
 
-// ReportDeliveries makes the sandbox report each accepted message as
-// delivered, as a provider's webhook would, so the whole flow runs without
-// accounts.
+// ReportDeliveries makes the sandbox deliver each accepted message at
+// once, so the whole flow, pipeline.message.delivered included, runs
+// without accounts.
 func (s *Sandbox) ReportDeliveries() { s.reports = true }
-
-// deliveredSubjects are the subjects providers report delivery on.
-var deliveredSubjects = map[string]string{event.ChannelEmail: event.WebhookEmailDelivered,
-	event.ChannelSMS: event.WebhookSMSDelivered, event.ChannelWhatsApp: event.WebhookWhatsAppDelivered}
 
 // Start runs the write loop.
 func (s *Sandbox) Start(ctx context.Context) error { return s.writes.Start(ctx) }
@@ -106,20 +101,6 @@ func (s *Sandbox) store(ctx context.Context, batch []channel.Message) []error {
 		return nil
 	})
 	return all(len(batch), err)
-}
-
-// report is the delivery report the sandbox sends for an accepted message,
-// as a provider's webhook would; false when it reports nothing. The
-// pipeline writes it with its record of the send, so the report never
-// outruns that record.
-func (s *Sandbox) report(ctx context.Context, tenant string, m *Message) (event.Envelope, bool, error) {
-	if !s.reports {
-		return event.Envelope{}, false, nil
-	}
-	env, err := event.New(ctx, deliveredSubjects[s.channel], event.SourcePipeline, tenant, event.ProviderEventData{
-		Provider: "sandbox", Channel: s.channel, ExternalID: m.ExternalID, MessageID: m.ID, RecipientAddress: m.Recipient,
-		Status: "delivered", OccurredAt: event.Time{Time: time.Now().UTC().Truncate(time.Millisecond)}})
-	return env, err == nil, err
 }
 
 // Accepted reports whether the sandbox holds the message.

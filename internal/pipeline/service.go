@@ -362,22 +362,16 @@ func (s *Service) resolve(ctx context.Context, tenant string, m *Message) error 
 
 // sent records the provider's acceptance and publishes pipeline.message.sent.
 func (s *Service) sent(ctx context.Context, tenant string, m *Message, receipt channel.Receipt) error {
-	now := s.clock()
-	m.Status, m.Provider, m.ExternalID, m.Error, m.ErrorCode, m.UpdatedAt, m.SentAt = StatusSent, receipt.Provider, receipt.ExternalID, "", "", now, &now
+	s.accepted(m, receipt, s.clock())
 	return s.Outbox.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
 		if ok, err := setStatus(ctx, tx, tenant, m, StatusSending); err != nil || !ok {
 			return err
 		}
-		env, err := event.New(ctx, event.PipelineMessageSent, event.SourcePipeline, tenant, messageData(m))
+		envs, err := appendOutcome(ctx, nil, event.PipelineMessageSent, tenant, m)
 		if err != nil {
 			return err
 		}
-		if rep, ok, err := s.sandboxReport(ctx, tenant, m, event.PipelineMessageSent); err != nil {
-			return err
-		} else if ok {
-			return emit(env, rep)
-		}
-		return emit(env)
+		return emit(envs...)
 	})
 }
 

@@ -25,6 +25,20 @@ func Migrations() fs.FS {
 	return sub
 }
 
+//go:embed sandbox_migrations/*.sql
+var sandboxMigrationFiles embed.FS
+
+// SandboxModuleName is the sandbox's name in schema_migrations.
+const SandboxModuleName = "sandbox"
+
+// MigrateSandbox creates the sandbox's table in db, the database its
+// providers are given: a file of its own in embedded mode, the main
+// database on PostgreSQL.
+func MigrateSandbox(ctx context.Context, db *store.DB) error {
+	sub, _ := fs.Sub(sandboxMigrationFiles, "sandbox_migrations")
+	return db.Migrate(ctx, SandboxModuleName, sub)
+}
+
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
