@@ -493,8 +493,12 @@ func (r *Runner) queue(ctx context.Context, tenant string, c *Campaign, n int) (
 	now := s.clock()
 	ctx = event.EnsureCorrelation(ctx)
 	err = s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		// A row value, not "send_at > $3 OR (send_at = $3 AND ...)": both
+		// engines seek the index to the cursor with it, where the OR form
+		// scanned the campaign's audience from its start in every batch
+		// (quadratic over the campaign, inside the writer's transaction).
 		rows, err := tx.QueryContext(ctx, `SELECT contact_id, send_at FROM campaign_recipients
-			WHERE tenant_id = $1 AND campaign_id = $2 AND (send_at > $3 OR (send_at = $3 AND contact_id > $4))
+			WHERE tenant_id = $1 AND campaign_id = $2 AND (send_at, contact_id) > ($3, $4)
 			ORDER BY send_at, contact_id LIMIT $5`, tenant, c.ID, c.cursor.SendAt, c.cursor.ContactID, n)
 		if err != nil {
 			return fmt.Errorf("read audience: %w", err)

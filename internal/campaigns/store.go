@@ -127,7 +127,7 @@ func listCampaigns(ctx context.Context, q querier, tenant, status string, before
 	query := `SELECT ` + campaignColumns + ` FROM campaigns WHERE tenant_id = $1 AND ($2 = '' OR status = $2)`
 	args := []any{tenant, status}
 	if before != nil {
-		query += ` AND (created_at < $3 OR (created_at = $3 AND id < $4))`
+		query += ` AND (created_at, id) < ($3, $4)`
 		args = append(args, before.CreatedAt, before.ID)
 	}
 	query += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT %d`, limit)

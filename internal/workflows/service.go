@@ -328,7 +328,7 @@ func (s *Service) List(ctx context.Context, tenant, status string, before *ListC
 	q := `SELECT id FROM workflows WHERE tenant_id = $1 AND ($2 = '' OR status = $2)`
 	args := []any{tenant, status}
 	if before != nil {
-		q += ` AND (created_at < $3 OR (created_at = $3 AND id < $4))`
+		q += ` AND (created_at, id) < ($3, $4)`
 		args = append(args, before.CreatedAt, before.ID)
 	}
 	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT %d`, limit)
