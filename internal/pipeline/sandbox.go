@@ -119,9 +119,12 @@ func (s *Sandbox) Accepted(ctx context.Context, tenant, messageID string) (chann
 // List returns up to limit of the tenant's sandbox messages, newest first,
 // before the id before ("" from the newest); to filters by recipient.
 func (s *Sandbox) List(ctx context.Context, tenant, to, before string, limit int) ([]SandboxMessage, error) {
+	var w store.Where
+	w.And("tenant_id = ?", tenant)
+	w.AndIf("recipient = ?", to)
+	w.AndIf("id < ?", before)
 	rows, err := s.db.Reader().QueryContext(ctx, `SELECT id, message_id, channel, recipient, sender, subject, html, text, headers, template, created_at
-		FROM sandbox_messages WHERE tenant_id = $1 AND ($2 = '' OR recipient = $2) AND ($3 = '' OR id < $3)
-		ORDER BY id DESC LIMIT $4`, tenant, to, before, limit)
+		FROM sandbox_messages `+w.String()+fmt.Sprintf(` ORDER BY id DESC LIMIT %d`, limit), w.Args()...)
 	if err != nil {
 		return nil, fmt.Errorf("list sandbox messages: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
+	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 )
 
 // Suppression reasons.
@@ -94,11 +95,17 @@ func (s *Service) Unsuppress(ctx context.Context, tenant, ch, address string) er
 }
 
 // Suppressions lists the tenant's suppressed addresses on channel (all
-// channels when empty), by address after after.
+// channels when empty), by channel and address, after the pair in after
+// ("channel address"; empty for the first page).
 func (s *Service) Suppressions(ctx context.Context, tenant, ch, after string, limit int) ([]Suppression, error) {
-	rows, err := s.DB.Reader().QueryContext(ctx, `SELECT channel, address, reason, created_at FROM suppressions
-		WHERE tenant_id = $1 AND ($2 = '' OR channel = $2) AND channel || ' ' || address > $3
-		ORDER BY channel, address LIMIT $4`, tenant, ch, after, limit)
+	var w store.Where
+	w.And("tenant_id = ?", tenant)
+	w.AndIf("channel = ?", ch)
+	if afterCh, afterAddr, ok := strings.Cut(after, " "); ok {
+		w.And("(channel, address) > (?, ?)", afterCh, afterAddr)
+	}
+	rows, err := s.DB.Reader().QueryContext(ctx, `SELECT channel, address, reason, created_at FROM suppressions `+w.String()+
+		fmt.Sprintf(` ORDER BY channel, address LIMIT %d`, limit), w.Args()...)
 	if err != nil {
 		return nil, fmt.Errorf("list suppressions: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
+	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 )
 
 const runColumns = `tenant_id, id, workflow_id, version, contact_id, status, node_id, step, wait_kind, wait_message_id, wake_at,
@@ -67,9 +68,13 @@ type RunFilter struct {
 // ListRuns returns runs, newest first (run ids are time-ordered), after
 // the run id before.
 func (s *Service) ListRuns(ctx context.Context, tenant string, f RunFilter, before string, limit int) ([]*Run, error) {
-	return s.queryRuns(ctx, fmt.Sprintf(`WHERE tenant_id = $1 AND ($2 = '' OR workflow_id = $2) AND ($3 = '' OR contact_id = $3)
-		AND ($4 = '' OR status = $4) AND ($5 = '' OR id < $5) ORDER BY id DESC LIMIT %d`, limit),
-		tenant, f.WorkflowID, f.ContactID, f.Status, before)
+	var w store.Where
+	w.And("tenant_id = ?", tenant)
+	w.AndIf("workflow_id = ?", f.WorkflowID)
+	w.AndIf("contact_id = ?", f.ContactID)
+	w.AndIf("status = ?", f.Status)
+	w.AndIf("id < ?", before)
+	return s.queryRuns(ctx, w.String()+fmt.Sprintf(` ORDER BY id DESC LIMIT %d`, limit), w.Args()...)
 }
 
 // GetRun returns one run with the path it took.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -146,4 +147,22 @@ func TestPruneProcessedKeepsRecentRecords(t *testing.T) {
 			t.Fatalf("left %q (%v)", left, err)
 		}
 	})
+}
+
+func TestWhereNumbersParametersInOrder(t *testing.T) {
+	var w store.Where
+	if w.String() != "" || len(w.Args()) != 0 {
+		t.Fatalf("empty Where: %q %v", w.String(), w.Args())
+	}
+	w.And("tenant_id = ?", "t1")
+	w.AndIf("status = ?", "")
+	w.AndIf("workflow_id = ?", "wf")
+	w.And("(channel, address) > (?, ?)", "email", "a@example.org")
+	want := "WHERE tenant_id = $1 AND workflow_id = $2 AND (channel, address) > ($3, $4)"
+	if w.String() != want {
+		t.Errorf("clause %q, want %q", w.String(), want)
+	}
+	if got := fmt.Sprint(w.Args()); got != "[t1 wf email a@example.org]" {
+		t.Errorf("args %s", got)
+	}
 }
