@@ -340,7 +340,7 @@ func (a *App) providers(ctx context.Context) (map[string]pipeline.Provider, *pip
 	var sandbox *pipeline.Sandbox
 	for _, ch := range event.Channels {
 		sandbox = pipeline.NewSandbox(db, ch)
-		sandbox.ReportDeliveries()
+		sandbox.DeliverAtOnce()
 		providers[ch] = sandbox
 		a.sandboxes = append(a.sandboxes, sandbox)
 	}

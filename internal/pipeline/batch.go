@@ -393,7 +393,7 @@ func (s *Service) readTenant(ctx context.Context, bs BatchContactSource, tenant 
 // consumer pass and a transaction fewer per message).
 func (s *Service) accepted(m *Message, receipt channel.Receipt, now time.Time) {
 	m.Status, m.Provider, m.ExternalID, m.Error, m.ErrorCode, m.UpdatedAt, m.SentAt = StatusSent, receipt.Provider, receipt.ExternalID, "", "", now, &now
-	if sb, ok := s.Providers[m.Channel].(*Sandbox); ok && sb.reports && receipt.Provider == "sandbox" {
+	if sb, ok := s.Providers[m.Channel].(*Sandbox); ok && sb.delivers && receipt.Provider == "sandbox" {
 		m.Status = StatusDelivered
 	}
 }

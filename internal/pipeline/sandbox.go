@@ -19,9 +19,9 @@ import (
 type Sandbox struct {
 	db      *store.DB
 	channel string
-	// reports says whether the sandbox delivers each accepted message at
+	// delivers says whether the sandbox delivers each accepted message at
 	// once: the pipeline then records it as delivered with the send.
-	reports bool
+	delivers bool
 	// writes batches concurrent sends into one transaction, as a real
 	// provider's API absorbs concurrent calls.
 	writes *groupcommit.Batcher[channel.Message]
@@ -35,10 +35,10 @@ func NewSandbox(db *store.DB, ch string) *Sandbox {
 	return s
 }
 
-// ReportDeliveries makes the sandbox deliver each accepted message at
-// once, so the whole flow, pipeline.message.delivered included, runs
-// without accounts.
-func (s *Sandbox) ReportDeliveries() { s.reports = true }
+// DeliverAtOnce makes the sandbox deliver each accepted message at once,
+// so the whole flow, pipeline.message.delivered included, runs without
+// accounts.
+func (s *Sandbox) DeliverAtOnce() { s.delivers = true }
 
 // Start runs the write loop.
 func (s *Sandbox) Start(ctx context.Context) error { return s.writes.Start(ctx) }
