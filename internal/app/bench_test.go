@@ -302,65 +302,69 @@ func BenchmarkCampaignSMTP(b *testing.B) {
 
 func benchmarkCampaign(b *testing.B, configure func(*testing.B, *config.Config)) {
 	n := envCount("BENCH_RECIPIENTS", 20_000)
-	for b.Loop() {
-		b.StopTimer()
-		cfg := testConfig(b, "")
-		if configure != nil {
-			configure(b, &cfg)
-		}
-		cfg.Modules = []string{"contacts", "segments", "templates", "campaigns", "pipeline", "analytics"}
-		cfg.Campaigns.MaxInFlight = envCount("BENCH_INFLIGHT", cfg.Campaigns.MaxInFlight)
-		a := startApp(b, cfg)
-		ctx := context.Background()
-		tenantObj, key, err := a.Tenants().Create(ctx, "bench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		path := filepath.Join(b.TempDir(), "contacts.csv")
-		f, err := os.Create(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		fmt.Fprintln(f, "email,firstName,consent.email")
-		for i := range n {
-			fmt.Fprintf(f, "p%d@example.org,P%d,yes\n", i, i)
-		}
-		f.Close()
-		if _, err := app.ContactImporter(a.DB(), config.Default(), quietLog()).Run(ctx, tenantObj.ID, "csv", "create", path, nil); err != nil {
-			b.Fatal(err)
-		}
-		c := benchClient{b: b, base: "http://" + a.HTTPAddr(), key: key}
-		segment := c.post("/api/v1/segments", `{"name": "Everyone", "rules": {"all": [{"field": "email", "op": "contains", "value": "@example.org"}]}}`)
-		tpl := activeTemplate(b, a, tenantObj.ID)
-		waitFor(b, 10*time.Minute, func() bool { return c.get("/api/v1/segments/" + segment)["members"] == float64(n) })
-		waitIdle(b, a) // contact events from the import handled before the clock starts
-		campaign := c.post("/api/v1/campaigns", fmt.Sprintf(`{"name": "Bench", "channel": "email", "templateId": %q, "segmentIds": [%q]}`, tpl, segment))
-		resetPeakRSS(b)
-		stopProfile := profileTimedPart(b)
-		b.StartTimer()
-		start := time.Now()
-		c.post("/api/v1/campaigns/"+campaign+"/start", "")
-		// Memory at each tenth of the send: it should stay flat, however
-		// large the audience.
-		var samples []string
-		next := 0.1
-		waitFor(b, 2*time.Hour, func() bool {
-			st := c.get("/api/v1/campaigns/" + campaign + "/stats")
-			if sent, _ := st["sent"].(float64); sent >= next*float64(n) {
-				samples = append(samples, fmt.Sprintf("%.0f%%: %.0f MiB", next*100, rssMiB("VmRSS:")))
-				next += 0.1
+	for _, kind := range storetest.Kinds() {
+		b.Run(string(kind), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				cfg := testConfig(b, storetest.URL(b, kind))
+				if configure != nil {
+					configure(b, &cfg)
+				}
+				cfg.Modules = []string{"contacts", "segments", "templates", "campaigns", "pipeline", "analytics"}
+				cfg.Campaigns.MaxInFlight = envCount("BENCH_INFLIGHT", cfg.Campaigns.MaxInFlight)
+				a := startApp(b, cfg)
+				ctx := context.Background()
+				tenantObj, key, err := a.Tenants().Create(ctx, "bench")
+				if err != nil {
+					b.Fatal(err)
+				}
+				path := filepath.Join(b.TempDir(), "contacts.csv")
+				f, err := os.Create(path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				fmt.Fprintln(f, "email,firstName,consent.email")
+				for i := range n {
+					fmt.Fprintf(f, "p%d@example.org,P%d,yes\n", i, i)
+				}
+				f.Close()
+				if _, err := app.ContactImporter(a.DB(), config.Default(), quietLog()).Run(ctx, tenantObj.ID, "csv", "create", path, nil); err != nil {
+					b.Fatal(err)
+				}
+				c := benchClient{b: b, base: "http://" + a.HTTPAddr(), key: key}
+				segment := c.post("/api/v1/segments", `{"name": "Everyone", "rules": {"all": [{"field": "email", "op": "contains", "value": "@example.org"}]}}`)
+				tpl := activeTemplate(b, a, tenantObj.ID)
+				waitFor(b, 10*time.Minute, func() bool { return c.get("/api/v1/segments/" + segment)["members"] == float64(n) })
+				waitIdle(b, a) // contact events from the import handled before the clock starts
+				campaign := c.post("/api/v1/campaigns", fmt.Sprintf(`{"name": "Bench", "channel": "email", "templateId": %q, "segmentIds": [%q]}`, tpl, segment))
+				resetPeakRSS(b)
+				stopProfile := profileTimedPart(b)
+				b.StartTimer()
+				start := time.Now()
+				c.post("/api/v1/campaigns/"+campaign+"/start", "")
+				// Memory at each tenth of the send: it should stay flat, however
+				// large the audience.
+				var samples []string
+				next := 0.1
+				waitFor(b, 2*time.Hour, func() bool {
+					st := c.get("/api/v1/campaigns/" + campaign + "/stats")
+					if sent, _ := st["sent"].(float64); sent >= next*float64(n) {
+						samples = append(samples, fmt.Sprintf("%.0f%%: %.0f MiB", next*100, rssMiB("VmRSS:")))
+						next += 0.1
+					}
+					return st["status"] == "completed"
+				})
+				b.Logf("RSS during the send (sent share: resident MiB): %s", strings.Join(samples, ", "))
+				elapsed := time.Since(start)
+				stopProfile()
+				if st := c.get("/api/v1/campaigns/" + campaign + "/stats"); st["sent"] != float64(n) {
+					b.Fatalf("stats after completion: %v", st)
+				}
+				b.ReportMetric(elapsed.Seconds(), "s/campaign")
+				b.ReportMetric(float64(n)/elapsed.Seconds(), "msgs/s")
+				b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
 			}
-			return st["status"] == "completed"
 		})
-		b.Logf("RSS during the send (sent share: resident MiB): %s", strings.Join(samples, ", "))
-		elapsed := time.Since(start)
-		stopProfile()
-		if st := c.get("/api/v1/campaigns/" + campaign + "/stats"); st["sent"] != float64(n) {
-			b.Fatalf("stats after completion: %v", st)
-		}
-		b.ReportMetric(elapsed.Seconds(), "s/campaign")
-		b.ReportMetric(float64(n)/elapsed.Seconds(), "msgs/s")
-		b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
 	}
 }
 
