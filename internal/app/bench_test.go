@@ -99,8 +99,10 @@ func envCount(name string, def int) int {
 	return def
 }
 
-func benchmarkPipeline(b *testing.B, configure func(*testing.B, *config.Config)) {
-	n := envCount("BENCH_MESSAGES", 20_000)
+// benchEachKind runs body once per op on every configured storage engine
+// (a sub-benchmark each), with the timer stopped and a test configuration
+// of that engine that configure adjusted.
+func benchEachKind(b *testing.B, configure func(*testing.B, *config.Config), body func(b *testing.B, cfg config.Config)) {
 	for _, kind := range storetest.Kinds() {
 		b.Run(string(kind), func(b *testing.B) {
 			for b.Loop() {
@@ -109,68 +111,75 @@ func benchmarkPipeline(b *testing.B, configure func(*testing.B, *config.Config))
 				if configure != nil {
 					configure(b, &cfg)
 				}
-				// The pipeline and what it reads and feeds; not segments,
-				// whose evaluation of the imported contacts would run
-				// alongside.
-				cfg.Modules = []string{"contacts", "templates", "pipeline", "analytics"}
-				a := startApp(b, cfg)
-				ctx := context.Background()
-				tenantObj, _, err := a.Tenants().Create(ctx, "bench")
-				if err != nil {
-					b.Fatal(err)
-				}
-				tenant := tenantObj.ID
-				path := filepath.Join(b.TempDir(), "contacts.csv")
-				var csv strings.Builder
-				csv.WriteString("email,firstName,consent.email\n")
-				for i := range n {
-					fmt.Fprintf(&csv, "p%d@example.org,P%d,yes\n", i, i)
-				}
-				if err := os.WriteFile(path, []byte(csv.String()), 0o600); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := app.ContactImporter(a.DB(), config.Default(), quietLog()).Run(ctx, tenant, "csv", "create", path, nil); err != nil {
-					b.Fatal(err)
-				}
-				ids := contactIDs(b, a, tenant)
-				tplID := activeTemplate(b, a, tenant)
-				stopProfile := profileTimedPart(b)
-				b.StartTimer()
-				start := time.Now()
-				for lo := 0; lo < n; lo += 500 {
-					err := a.Outbox().InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
-						envs := make([]event.Envelope, 0, 500)
-						for i := lo; i < min(lo+500, n); i++ {
-							env, err := event.New(ctx, event.PipelineMessageQueued, "campaigns-service", tenant, event.MessageData{
-								MessageID: event.NewID(), Channel: "email", ContactID: ids[i], RecipientAddress: fmt.Sprintf("p%d@example.org", i),
-								SourceType: event.MessageSourceCampaign, SourceID: "bench", TemplateID: tplID, SourceName: "Bench"})
-							if err != nil {
-								return err
-							}
-							envs = append(envs, env)
-						}
-						return emit(envs...)
-					})
-					if err != nil {
-						b.Fatal(err)
-					}
-				}
-				for {
-					var sent int
-					if err := a.DB().Reader().QueryRow(`SELECT count(*) FROM messages WHERE status IN ('sent', 'delivered')`).Scan(&sent); err != nil {
-						b.Fatal(err)
-					}
-					if sent == n {
-						break
-					}
-					time.Sleep(20 * time.Millisecond)
-				}
-				b.ReportMetric(float64(n)/time.Since(start).Seconds(), "msgs/s")
-				stopProfile()
-				b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
+				body(b, cfg)
 			}
 		})
 	}
+}
+
+func benchmarkPipeline(b *testing.B, configure func(*testing.B, *config.Config)) {
+	n := envCount("BENCH_MESSAGES", 20_000)
+	benchEachKind(b, configure, func(b *testing.B, cfg config.Config) {
+		// The pipeline and what it reads and feeds; not segments,
+		// whose evaluation of the imported contacts would run
+		// alongside.
+		cfg.Modules = []string{"contacts", "templates", "pipeline", "analytics"}
+		a := startApp(b, cfg)
+		ctx := context.Background()
+		tenantObj, _, err := a.Tenants().Create(ctx, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		tenant := tenantObj.ID
+		path := filepath.Join(b.TempDir(), "contacts.csv")
+		var csv strings.Builder
+		csv.WriteString("email,firstName,consent.email\n")
+		for i := range n {
+			fmt.Fprintf(&csv, "p%d@example.org,P%d,yes\n", i, i)
+		}
+		if err := os.WriteFile(path, []byte(csv.String()), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := app.ContactImporter(a.DB(), config.Default(), quietLog()).Run(ctx, tenant, "csv", "create", path, nil); err != nil {
+			b.Fatal(err)
+		}
+		ids := contactIDs(b, a, tenant)
+		tplID := activeTemplate(b, a, tenant)
+		stopProfile := profileTimedPart(b)
+		b.StartTimer()
+		start := time.Now()
+		for lo := 0; lo < n; lo += 500 {
+			err := a.Outbox().InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+				envs := make([]event.Envelope, 0, 500)
+				for i := lo; i < min(lo+500, n); i++ {
+					env, err := event.New(ctx, event.PipelineMessageQueued, "campaigns-service", tenant, event.MessageData{
+						MessageID: event.NewID(), Channel: "email", ContactID: ids[i], RecipientAddress: fmt.Sprintf("p%d@example.org", i),
+						SourceType: event.MessageSourceCampaign, SourceID: "bench", TemplateID: tplID, SourceName: "Bench"})
+					if err != nil {
+						return err
+					}
+					envs = append(envs, env)
+				}
+				return emit(envs...)
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		for {
+			var sent int
+			if err := a.DB().Reader().QueryRow(`SELECT count(*) FROM messages WHERE status IN ('sent', 'delivered')`).Scan(&sent); err != nil {
+				b.Fatal(err)
+			}
+			if sent == n {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "msgs/s")
+		stopProfile()
+		b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
+	})
 }
 
 // profileTimedPart writes a CPU profile of the timed part alone to the file
@@ -302,70 +311,61 @@ func BenchmarkCampaignSMTP(b *testing.B) {
 
 func benchmarkCampaign(b *testing.B, configure func(*testing.B, *config.Config)) {
 	n := envCount("BENCH_RECIPIENTS", 20_000)
-	for _, kind := range storetest.Kinds() {
-		b.Run(string(kind), func(b *testing.B) {
-			for b.Loop() {
-				b.StopTimer()
-				cfg := testConfig(b, storetest.URL(b, kind))
-				if configure != nil {
-					configure(b, &cfg)
-				}
-				cfg.Modules = []string{"contacts", "segments", "templates", "campaigns", "pipeline", "analytics"}
-				cfg.Campaigns.MaxInFlight = envCount("BENCH_INFLIGHT", cfg.Campaigns.MaxInFlight)
-				a := startApp(b, cfg)
-				ctx := context.Background()
-				tenantObj, key, err := a.Tenants().Create(ctx, "bench")
-				if err != nil {
-					b.Fatal(err)
-				}
-				path := filepath.Join(b.TempDir(), "contacts.csv")
-				f, err := os.Create(path)
-				if err != nil {
-					b.Fatal(err)
-				}
-				fmt.Fprintln(f, "email,firstName,consent.email")
-				for i := range n {
-					fmt.Fprintf(f, "p%d@example.org,P%d,yes\n", i, i)
-				}
-				f.Close()
-				if _, err := app.ContactImporter(a.DB(), config.Default(), quietLog()).Run(ctx, tenantObj.ID, "csv", "create", path, nil); err != nil {
-					b.Fatal(err)
-				}
-				c := benchClient{b: b, base: "http://" + a.HTTPAddr(), key: key}
-				segment := c.post("/api/v1/segments", `{"name": "Everyone", "rules": {"all": [{"field": "email", "op": "contains", "value": "@example.org"}]}}`)
-				tpl := activeTemplate(b, a, tenantObj.ID)
-				waitFor(b, 10*time.Minute, func() bool { return c.get("/api/v1/segments/" + segment)["members"] == float64(n) })
-				waitIdle(b, a) // contact events from the import handled before the clock starts
-				campaign := c.post("/api/v1/campaigns", fmt.Sprintf(`{"name": "Bench", "channel": "email", "templateId": %q, "segmentIds": [%q]}`, tpl, segment))
-				resetPeakRSS(b)
-				stopProfile := profileTimedPart(b)
-				b.StartTimer()
-				start := time.Now()
-				c.post("/api/v1/campaigns/"+campaign+"/start", "")
-				// Memory at each tenth of the send: it should stay flat, however
-				// large the audience.
-				var samples []string
-				next := 0.1
-				waitFor(b, 2*time.Hour, func() bool {
-					st := c.get("/api/v1/campaigns/" + campaign + "/stats")
-					if sent, _ := st["sent"].(float64); sent >= next*float64(n) {
-						samples = append(samples, fmt.Sprintf("%.0f%%: %.0f MiB", next*100, rssMiB("VmRSS:")))
-						next += 0.1
-					}
-					return st["status"] == "completed"
-				})
-				b.Logf("RSS during the send (sent share: resident MiB): %s", strings.Join(samples, ", "))
-				elapsed := time.Since(start)
-				stopProfile()
-				if st := c.get("/api/v1/campaigns/" + campaign + "/stats"); st["sent"] != float64(n) {
-					b.Fatalf("stats after completion: %v", st)
-				}
-				b.ReportMetric(elapsed.Seconds(), "s/campaign")
-				b.ReportMetric(float64(n)/elapsed.Seconds(), "msgs/s")
-				b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
+	benchEachKind(b, configure, func(b *testing.B, cfg config.Config) {
+		cfg.Modules = []string{"contacts", "segments", "templates", "campaigns", "pipeline", "analytics"}
+		cfg.Campaigns.MaxInFlight = envCount("BENCH_INFLIGHT", cfg.Campaigns.MaxInFlight)
+		a := startApp(b, cfg)
+		ctx := context.Background()
+		tenantObj, key, err := a.Tenants().Create(ctx, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		path := filepath.Join(b.TempDir(), "contacts.csv")
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintln(f, "email,firstName,consent.email")
+		for i := range n {
+			fmt.Fprintf(f, "p%d@example.org,P%d,yes\n", i, i)
+		}
+		f.Close()
+		if _, err := app.ContactImporter(a.DB(), config.Default(), quietLog()).Run(ctx, tenantObj.ID, "csv", "create", path, nil); err != nil {
+			b.Fatal(err)
+		}
+		c := benchClient{b: b, base: "http://" + a.HTTPAddr(), key: key}
+		segment := c.post("/api/v1/segments", `{"name": "Everyone", "rules": {"all": [{"field": "email", "op": "contains", "value": "@example.org"}]}}`)
+		tpl := activeTemplate(b, a, tenantObj.ID)
+		waitFor(b, 10*time.Minute, func() bool { return c.get("/api/v1/segments/" + segment)["members"] == float64(n) })
+		waitIdle(b, a) // contact events from the import handled before the clock starts
+		campaign := c.post("/api/v1/campaigns", fmt.Sprintf(`{"name": "Bench", "channel": "email", "templateId": %q, "segmentIds": [%q]}`, tpl, segment))
+		resetPeakRSS(b)
+		stopProfile := profileTimedPart(b)
+		b.StartTimer()
+		start := time.Now()
+		c.post("/api/v1/campaigns/"+campaign+"/start", "")
+		// Memory at each tenth of the send: it should stay flat, however
+		// large the audience.
+		var samples []string
+		next := 0.1
+		waitFor(b, 2*time.Hour, func() bool {
+			st := c.get("/api/v1/campaigns/" + campaign + "/stats")
+			if sent, _ := st["sent"].(float64); sent >= next*float64(n) {
+				samples = append(samples, fmt.Sprintf("%.0f%%: %.0f MiB", next*100, rssMiB("VmRSS:")))
+				next += 0.1
 			}
+			return st["status"] == "completed"
 		})
-	}
+		b.Logf("RSS during the send (sent share: resident MiB): %s", strings.Join(samples, ", "))
+		elapsed := time.Since(start)
+		stopProfile()
+		if st := c.get("/api/v1/campaigns/" + campaign + "/stats"); st["sent"] != float64(n) {
+			b.Fatalf("stats after completion: %v", st)
+		}
+		b.ReportMetric(elapsed.Seconds(), "s/campaign")
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "msgs/s")
+		b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
+	})
 }
 
 // benchClient calls the API of an app under benchmark.
