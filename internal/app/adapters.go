@@ -386,3 +386,21 @@ func (m metaReviews) SubmitForReview(ctx context.Context, _ string, r templates.
 	}
 	return res, nil
 }
+
+// inboxContacts matches inbound senders to contacts.
+type inboxContacts struct{ svc *contacts.Service }
+
+func (c inboxContacts) ContactByAddress(ctx context.Context, tenant, channel, address string) (string, error) {
+	return c.svc.IDByAddress(ctx, tenant, channel, address)
+}
+
+// inboxSent finds the pipeline message an inbound reply answers; none when
+// this instance does not run the pipeline.
+type inboxSent struct{ svc *pipeline.Service }
+
+func (s inboxSent) MessageByExternalID(ctx context.Context, tenant, externalID string) (string, error) {
+	if s.svc == nil {
+		return "", nil
+	}
+	return s.svc.MessageIDByExternalID(ctx, tenant, externalID)
+}

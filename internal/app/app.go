@@ -27,6 +27,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/config"
 	"github.com/alumoutreach/alumoutreach/internal/contacts"
 	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/inbox"
 	"github.com/alumoutreach/alumoutreach/internal/pipeline"
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
 	"github.com/alumoutreach/alumoutreach/internal/platform/dlqapi"
@@ -171,6 +172,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if cfg.ModuleEnabled("workflows") {
 		a.wireWorkflows()
 	}
+	if cfg.ModuleEnabled("inbox") {
+		a.wireInbox()
+	}
 	if cfg.ModuleEnabled("analytics") {
 		if err := a.wireAnalytics(ctx); err != nil {
 			return nil, err
@@ -199,6 +203,7 @@ func OpenDB(ctx context.Context, cfg config.Config) (*store.DB, error) {
 		campaigns.ModuleName: campaigns.Migrations(),
 		webhooks.ModuleName:  webhooks.Migrations(),
 		workflows.ModuleName: workflows.Migrations(),
+		inbox.ModuleName:     inbox.Migrations(),
 	} {
 		if err := db.Migrate(ctx, module, fsys); err != nil {
 			db.Close()
@@ -452,6 +457,17 @@ func (a *App) wireWorkflows() {
 	a.pending = append(a.pending,
 		a.consumerOptions(workflows.TriggerConsumerName, workflows.TriggerSubjects, svc.HandleTrigger, a.cfg.Consumer.Concurrency),
 		a.consumerOptions(workflows.MessageConsumerName, workflows.MessageSubjects, svc.HandleMessage, a.cfg.Consumer.Concurrency))
+}
+
+// wireInbox keeps the inbox's threads from the providers' inbound
+// messages, and its API.
+func (a *App) wireInbox() {
+	received := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inbox_messages_received_total",
+		Help: "Inbound messages recorded in inbox threads, by channel (provider retries and redeliveries not counted)."}, []string{"channel"})
+	a.registry.MustRegister(received)
+	svc := inbox.NewService(a.db, a.outbox, a.log, inboxContacts{a.contacts}, inboxSent{a.pipeline}, received)
+	inbox.NewHTTP(svc).RegisterRoutes(a.http)
+	a.pending = append(a.pending, a.consumerOptions(inbox.WebhookConsumerName, inbox.WebhookFilters, svc.HandleInbound, a.cfg.Consumer.Concurrency))
 }
 
 // instanceID names this instance in leases, kept in the data directory:

@@ -527,6 +527,37 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		probeMessages(t, check, base, key)
 		probeCampaigns(t, check, base, key)
 		probeWorkflows(t, check, base, key, strings.TrimPrefix(ada, "/api/v1/contacts/"))
+		probeInbox(t, check, a, base, key, tenantID)
+	})
+}
+
+// probeInbox threads an inbound email (its webhook event emitted as the
+// webhooks module would) and exercises every inbox route on it.
+func probeInbox(t *testing.T, check checkFunc, a *app.App, base, key, tenantID string) {
+	emit(t, a, event.WebhookEmailInbound, tenantID, event.InboundMessageData{Provider: "sendgrid", Channel: event.ChannelEmail,
+		ExternalID: "probe-1@example.org", From: "ada@example.org", To: "replies@alumni.example.edu", Subject: "Re: News",
+		Text: "Thanks!", ReceivedAt: event.Time{Time: time.Now()}})
+	var thread string
+	bustest.Eventually(t, 10*time.Second, "the inbound email threaded", func() bool {
+		_, _, raw := call(t, "GET", base+"/api/v1/inbox/threads?channel=email", key, "")
+		var page struct{ Data []struct{ ID string } }
+		if json.Unmarshal(raw, &page) == nil && len(page.Data) > 0 {
+			thread = page.Data[0].ID
+		}
+		return thread != ""
+	})
+	path := "/api/v1/inbox/threads/" + thread
+	runProbes(t, check, base, key, []probe{
+		{"GET /api/v1/inbox/threads", "/api/v1/inbox/threads?limit=1&status=open", "", nil, 200},
+		{"GET /api/v1/inbox/threads", "/api/v1/inbox/threads?status=archived", "", nil, 400},
+		{"GET /api/v1/inbox/threads/{id}", path, "", nil, 200},
+		{"GET /api/v1/inbox/threads/{id}", "/api/v1/inbox/threads/no-such-thread", "", nil, 404},
+		{"POST /api/v1/inbox/threads/{id}/status", path + "/status", `{"status": "pending"}`, nil, 200},
+		{"POST /api/v1/inbox/threads/{id}/status", path + "/status", `{"status": "gone"}`, nil, 400},
+		{"POST /api/v1/inbox/threads/{id}/status", "/api/v1/inbox/threads/no-such-thread/status", `{"status": "open"}`, nil, 404},
+		{"POST /api/v1/inbox/threads/{id}/assign", path + "/assign", `{"assigneeId": "agent-7", "assignedBy": "lead-1"}`, nil, 200},
+		{"POST /api/v1/inbox/threads/{id}/assign", path + "/assign", `{"assigneeId": 7}`, nil, 400},
+		{"POST /api/v1/inbox/threads/{id}/assign", "/api/v1/inbox/threads/no-such-thread/assign", `{"assigneeId": "a"}`, nil, 404},
 	})
 }
 

@@ -372,6 +372,25 @@ func (s *Service) match(ctx context.Context, q querier, tenant string, f Fields)
 	return byPhone, nil
 }
 
+// IDByAddress returns the id of the tenant's contact with address on
+// channel: the email address for email, the phone number for SMS and
+// WhatsApp; "" when the address is no contact's, or not a valid one.
+func (s *Service) IDByAddress(ctx context.Context, tenant, channel, address string) (string, error) {
+	field, normalize := "phone", NormalizePhone
+	if channel == event.ChannelEmail {
+		field, normalize = "email", NormalizeEmail
+	}
+	value, err := normalize(address)
+	if err != nil {
+		return "", nil // an address no contact can have
+	}
+	id, err := s.st.findBy(ctx, s.db.Reader(), tenant, field, value)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return id, err
+}
+
 // AddTags adds tags the contact does not have yet, one contact.tagged each.
 func (s *Service) AddTags(ctx context.Context, tenant, id string, tags []string) (*Contact, error) {
 	tags, err := normalizeTags(tags)

@@ -180,3 +180,18 @@ func (s *Service) reportedMessage(ctx context.Context, tenant string, d event.Pr
 	}
 	return m, nil
 }
+
+// MessageIDByExternalID returns the id of the tenant's message the provider
+// knows as externalID ("" when there is none): what an inbound reply's
+// threading header points at.
+func (s *Service) MessageIDByExternalID(ctx context.Context, tenant, externalID string) (string, error) {
+	var id string
+	err := s.DB.Reader().QueryRowContext(ctx, `SELECT id FROM messages WHERE tenant_id = $1 AND external_id = $2`, tenant, externalID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("find message by external id: %w", err)
+	}
+	return id, nil
+}

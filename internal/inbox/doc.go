@@ -1,0 +1,26 @@
+// Package inbox is the shared inbox: the conversations contacts start by
+// writing to us, on any channel, for a team to read, assign and resolve.
+//
+// Owns: inbox_threads (one conversation per channel and address, with its
+// status, assignee and contact) and inbox_messages (each message of a
+// thread, once per provider id).
+//
+// Consumes: webhook.*.inbound through INBOX_WEBHOOK_CONSUMER. Each inbound
+// message joins the thread of its sender's address on its channel (a new
+// thread when there is none, a closed, pending or snoozed one reopened),
+// is matched to a contact by address, and, when the provider's threading
+// names one of our sent messages (the email In-Reply-To header,
+// WhatsApp's context id), to the pipeline message it answers.
+//
+// Publishes (source "inbox-service"), in the transaction that records what
+// they report: inbox.thread.created, inbox.thread.updated (status changes,
+// reopening), inbox.thread.assigned and inbox.message.received (with a
+// preview, not the body; sequences detect replies by it).
+//
+// Not yet: agents' replies (inbox.message.sent) and SLA deadlines
+// (inbox.sla.warning, inbox.sla.breach); their subjects and payloads are in
+// the event contract.
+//
+// HTTP: GET /api/v1/inbox/threads, GET /api/v1/inbox/threads/{id},
+// POST /api/v1/inbox/threads/{id}/status, POST /api/v1/inbox/threads/{id}/assign.
+package inbox

@@ -1,0 +1,402 @@
+package inbox
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
+	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
+	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
+	"github.com/alumoutreach/alumoutreach/internal/platform/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// ModuleName is the module's name in schema_migrations.
+const ModuleName = "inbox"
+
+// Migrations returns the module's embedded migrations.
+func Migrations() fs.FS {
+	sub, _ := fs.Sub(migrationFiles, "migrations")
+	return sub
+}
+
+// WebhookConsumerName is the durable consumer of inbound messages.
+const WebhookConsumerName = "INBOX_WEBHOOK_CONSUMER"
+
+// WebhookFilters are the subjects INBOX_WEBHOOK_CONSUMER reads: every
+// channel's inbound messages.
+var WebhookFilters = []string{"webhook.*.inbound"}
+
+// Contacts finds the contact an address belongs to ("" when none).
+type Contacts interface {
+	ContactByAddress(ctx context.Context, tenant, channel, address string) (string, error)
+}
+
+// Sent finds the pipeline message a provider id names ("" when none): the
+// message an inbound one answers.
+type Sent interface {
+	MessageByExternalID(ctx context.Context, tenant, externalID string) (string, error)
+}
+
+// Service keeps the inbox's threads and messages.
+type Service struct {
+	db       *store.DB
+	ob       *outbox.Outbox
+	log      *slog.Logger
+	contacts Contacts
+	sent     Sent
+	// received counts inbound messages recorded, by channel.
+	received *prometheus.CounterVec
+	now      func() time.Time
+}
+
+// NewService returns the inbox over db; received, when set, counts the
+// inbound messages recorded by channel.
+func NewService(db *store.DB, ob *outbox.Outbox, log *slog.Logger, contacts Contacts, sent Sent, received *prometheus.CounterVec) *Service {
+	return &Service{db: db, ob: ob, log: log, contacts: contacts, sent: sent, received: received, now: time.Now}
+}
+
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
+
+// previewRunes is how much of a message's text its event carries.
+const previewRunes = 280
+
+// maxThreadMessages is how many of a thread's latest messages Get returns.
+const maxThreadMessages = 500
+
+// HandleInbound is the INBOX_WEBHOOK_CONSUMER handler: it records an
+// inbound message in its thread, once per provider id, and publishes what
+// changed.
+func (s *Service) HandleInbound(ctx context.Context, env event.Envelope) error {
+	d, err := event.DecodeData[event.InboundMessageData](env)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	tenant := env.TenantID
+	address := normalizeAddress(d.Channel, d.From)
+	contactID, err := s.contacts.ContactByAddress(ctx, tenant, d.Channel, address)
+	if err != nil {
+		return fmt.Errorf("match the sender to a contact: %w", err)
+	}
+	inReplyTo := ""
+	if ref := strings.Trim(strings.TrimSpace(d.InReplyTo), "<>"); ref != "" && s.sent != nil {
+		if inReplyTo, err = s.sent.MessageByExternalID(ctx, tenant, ref); err != nil {
+			return fmt.Errorf("find the message replied to: %w", err)
+		}
+	}
+	recorded := false
+	err = s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM inbox_messages WHERE tenant_id = $1 AND channel = $2 AND external_id = $3`,
+			tenant, d.Channel, d.ExternalID).Scan(&one)
+		if err == nil {
+			return nil // recorded already: a provider's retry, or a redelivery
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("look for the message: %w", err)
+		}
+		now := s.clock()
+		at := d.ReceivedAt.Time.UTC().Truncate(time.Millisecond)
+		t, created, err := s.threadOf(ctx, tx, tenant, d.Channel, address, d.Subject, now)
+		if err != nil {
+			return err
+		}
+		reopened := false
+		if !created {
+			res, err := tx.ExecContext(ctx, `UPDATE inbox_threads SET status = $3 WHERE tenant_id = $1 AND id = $2 AND status <> $3`,
+				tenant, t.ID, event.ThreadOpen)
+			if err != nil {
+				return fmt.Errorf("reopen thread: %w", err)
+			}
+			n, _ := res.RowsAffected()
+			reopened = n == 1
+		}
+		t, err = scanThread(tx.QueryRowContext(ctx, `UPDATE inbox_threads SET messages = messages + 1,
+			contact_id = CASE WHEN $3 <> '' THEN $3 ELSE contact_id END,
+			last_message_at = CASE WHEN last_message_at > $4 THEN last_message_at ELSE $4 END, updated_at = $5
+			WHERE tenant_id = $1 AND id = $2 RETURNING `+threadColumns, tenant, t.ID, contactID, at.UnixMilli(), now.UnixMilli()))
+		if err != nil {
+			return fmt.Errorf("update thread: %w", err)
+		}
+		m := Message{ID: event.NewID(), ThreadID: t.ID, Direction: Inbound, Channel: d.Channel, Provider: d.Provider,
+			ExternalID: d.ExternalID, From: address, To: d.To, Subject: d.Subject, Text: d.Text, HTML: d.HTML,
+			InReplyTo: inReplyTo, ReceivedAt: at}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO inbox_messages (tenant_id, id, thread_id, direction, channel, provider, external_id,
+			sender, recipient, subject, text, html, in_reply_to, received_at, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`, tenant, m.ID, m.ThreadID, m.Direction, m.Channel,
+			m.Provider, m.ExternalID, m.From, m.To, m.Subject, m.Text, m.HTML, m.InReplyTo, at.UnixMilli(), now.UnixMilli()); err != nil {
+			return fmt.Errorf("record message: %w", err)
+		}
+		var envs []event.Envelope
+		switch {
+		case created:
+			envs, err = appendEvent(ctx, envs, event.InboxThreadCreated, tenant, threadData(t))
+		case reopened:
+			envs, err = appendEvent(ctx, envs, event.InboxThreadUpdated, tenant, threadData(t))
+		}
+		if err != nil {
+			return err
+		}
+		if envs, err = appendEvent(ctx, envs, event.InboxMessageReceived, tenant, event.InboxMessageReceivedData{
+			ThreadID: t.ID, MessageID: m.ID, Channel: m.Channel, ContactID: t.ContactID, From: m.From, To: m.To,
+			Subject: m.Subject, Preview: preview(m.Text), InReplyTo: m.InReplyTo}); err != nil {
+			return err
+		}
+		recorded = true
+		return emit(envs...)
+	})
+	if err != nil {
+		return err
+	}
+	if recorded && s.received != nil {
+		s.received.WithLabelValues(d.Channel).Inc()
+	}
+	return nil
+}
+
+// threadOf returns the thread of address on channel, creating it (open)
+// when there is none; created says which. On PostgreSQL two transactions
+// creating the same thread meet at the unique index: the second's insert
+// waits for the first and then finds its row.
+func (s *Service) threadOf(ctx context.Context, tx *sql.Tx, tenant, channel, address, subject string, now time.Time) (*Thread, bool, error) {
+	t := &Thread{ID: event.NewID(), Channel: channel, Address: address, Subject: subject, Status: event.ThreadOpen,
+		LastMessageAt: now, CreatedAt: now, UpdatedAt: now}
+	res, err := tx.ExecContext(ctx, `INSERT INTO inbox_threads (tenant_id, id, channel, address, subject, status, last_message_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7) ON CONFLICT (tenant_id, channel, address) DO NOTHING`,
+		tenant, t.ID, channel, address, subject, t.Status, now.UnixMilli())
+	if err != nil {
+		return nil, false, fmt.Errorf("create thread: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return t, true, nil
+	}
+	t, err = scanThread(tx.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM inbox_threads WHERE tenant_id = $1 AND channel = $2 AND address = $3`,
+		tenant, channel, address))
+	if err != nil {
+		return nil, false, fmt.Errorf("read thread: %w", err)
+	}
+	return t, false, nil
+}
+
+// normalizeAddress is the form an address is threaded and matched by:
+// email addresses are compared without case, numbers as given (E.164 from
+// the webhooks).
+func normalizeAddress(channel, address string) string {
+	address = strings.TrimSpace(address)
+	if channel == event.ChannelEmail {
+		return strings.ToLower(address)
+	}
+	return address
+}
+
+// preview is the start of text, whitespace folded, at most previewRunes.
+func preview(text string) string {
+	text = strings.Join(strings.Fields(text), " ")
+	if utf8.RuneCountInString(text) <= previewRunes {
+		return text
+	}
+	r := []rune(text)
+	return string(r[:previewRunes-1]) + "…"
+}
+
+func appendEvent(ctx context.Context, envs []event.Envelope, subject, tenant string, data any) ([]event.Envelope, error) {
+	env, err := event.New(ctx, subject, event.SourceInbox, tenant, data)
+	if err != nil {
+		return envs, err
+	}
+	return append(envs, env), nil
+}
+
+func threadData(t *Thread) event.InboxThreadData {
+	return event.InboxThreadData{ThreadID: t.ID, Channel: t.Channel, ContactID: t.ContactID, Subject: t.Subject,
+		Status: t.Status, AssigneeID: t.AssigneeID}
+}
+
+const threadColumns = `id, channel, address, contact_id, subject, status, assignee_id, messages, last_message_at, created_at, updated_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanThread(r scanner) (*Thread, error) {
+	var (
+		t                 Thread
+		last, created, up int64
+	)
+	if err := r.Scan(&t.ID, &t.Channel, &t.Address, &t.ContactID, &t.Subject, &t.Status, &t.AssigneeID, &t.Messages,
+		&last, &created, &up); err != nil {
+		return nil, err
+	}
+	t.LastMessageAt, t.CreatedAt, t.UpdatedAt = time.UnixMilli(last).UTC(), time.UnixMilli(created).UTC(), time.UnixMilli(up).UTC()
+	return &t, nil
+}
+
+func threadNotFound(id string) error {
+	e := fault.New(fault.NotFound, "thread_not_found", "no inbox thread %q in this tenant", id)
+	e.Details = map[string]any{"threadId": id}
+	return e
+}
+
+// List returns the tenant's threads matching f, most recent activity
+// first, after the cursor.
+func (s *Service) List(ctx context.Context, tenant string, f Filter, after *Cursor, limit int) ([]*Thread, error) {
+	var w store.Where
+	w.And("tenant_id = ?", tenant)
+	w.AndIf("status = ?", f.Status)
+	w.AndIf("assignee_id = ?", f.AssigneeID)
+	w.AndIf("contact_id = ?", f.ContactID)
+	w.AndIf("channel = ?", f.Channel)
+	if after != nil {
+		w.And("(last_message_at, id) < (?, ?)", after.LastMessageAt, after.ID)
+	}
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT `+threadColumns+` FROM inbox_threads `+w.String()+
+		fmt.Sprintf(` ORDER BY last_message_at DESC, id DESC LIMIT %d`, limit), w.Args()...)
+	if err != nil {
+		return nil, fmt.Errorf("list threads: %w", err)
+	}
+	defer rows.Close()
+	var out []*Thread
+	for rows.Next() {
+		t, err := scanThread(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list threads: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// Get returns a thread with its latest messages, oldest first.
+func (s *Service) Get(ctx context.Context, tenant, id string) (*Thread, error) {
+	t, err := scanThread(s.db.Reader().QueryRowContext(ctx, `SELECT `+threadColumns+` FROM inbox_threads WHERE tenant_id = $1 AND id = $2`, tenant, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, threadNotFound(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read thread: %w", err)
+	}
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT id, direction, channel, provider, external_id, sender, recipient, subject, text, html,
+		in_reply_to, received_at FROM inbox_messages WHERE tenant_id = $1 AND thread_id = $2 ORDER BY received_at DESC, id DESC LIMIT $3`,
+		tenant, id, maxThreadMessages)
+	if err != nil {
+		return nil, fmt.Errorf("read thread messages: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m := Message{ThreadID: id}
+		var at int64
+		if err := rows.Scan(&m.ID, &m.Direction, &m.Channel, &m.Provider, &m.ExternalID, &m.From, &m.To, &m.Subject, &m.Text, &m.HTML,
+			&m.InReplyTo, &at); err != nil {
+			return nil, fmt.Errorf("read thread messages: %w", err)
+		}
+		m.ReceivedAt = time.UnixMilli(at).UTC()
+		t.Conversation = append(t.Conversation, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read thread messages: %w", err)
+	}
+	slices.Reverse(t.Conversation)
+	return t, nil
+}
+
+// SetStatus moves a thread to status, publishing inbox.thread.updated; a
+// thread already in it is returned unchanged, with no event.
+func (s *Service) SetStatus(ctx context.Context, tenant, id, status string) (*Thread, error) {
+	if !slices.Contains(Statuses, status) {
+		return nil, fault.New(fault.Invalid, "invalid_status", "status must be one of %s (got %q)", strings.Join(Statuses, ", "), status)
+	}
+	return s.change(ctx, tenant, id, func(tx *sql.Tx, t *Thread, now time.Time) (*event.Envelope, error) {
+		if t.Status == status {
+			return nil, nil
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE inbox_threads SET status = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 AND status = $5`,
+			tenant, id, status, now.UnixMilli(), t.Status)
+		if err != nil {
+			return nil, fmt.Errorf("set thread status: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil, errMoved
+		}
+		t.Status, t.UpdatedAt = status, now
+		env, err := event.New(ctx, event.InboxThreadUpdated, event.SourceInbox, tenant, threadData(t))
+		return &env, err
+	})
+}
+
+// maxAssigneeLen bounds an assignee id: an agent's id in the team's own
+// directory, which this service does not keep.
+const maxAssigneeLen = 200
+
+// Assign hands a thread to assignee ("" unassigns it), publishing
+// inbox.thread.assigned with the previous assignee and by, who made the
+// change; a thread already with that assignee is returned unchanged.
+func (s *Service) Assign(ctx context.Context, tenant, id, assignee, by string) (*Thread, error) {
+	for field, v := range map[string]string{"assigneeId": assignee, "assignedBy": by} {
+		if len(v) > maxAssigneeLen || strings.IndexFunc(v, unicode.IsControl) >= 0 || v != strings.TrimSpace(v) {
+			return nil, fault.New(fault.Invalid, "invalid_field", "%s must be at most %d characters, without control characters or surrounding spaces", field, maxAssigneeLen)
+		}
+	}
+	return s.change(ctx, tenant, id, func(tx *sql.Tx, t *Thread, now time.Time) (*event.Envelope, error) {
+		if t.AssigneeID == assignee {
+			return nil, nil
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE inbox_threads SET assignee_id = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 AND assignee_id = $5`,
+			tenant, id, assignee, now.UnixMilli(), t.AssigneeID)
+		if err != nil {
+			return nil, fmt.Errorf("assign thread: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil, errMoved
+		}
+		previous := t.AssigneeID
+		t.AssigneeID, t.UpdatedAt = assignee, now
+		env, err := event.New(ctx, event.InboxThreadAssigned, event.SourceInbox, tenant, event.InboxThreadAssignedData{
+			ThreadID: id, ContactID: t.ContactID, AssigneeID: assignee, PreviousAssigneeID: previous, AssignedBy: by})
+		return &env, err
+	})
+}
+
+// errMoved says the thread changed between reading it and updating it:
+// change reads it again.
+var errMoved = errors.New("thread changed meanwhile")
+
+// change applies fn to the thread in a transaction, with the event fn
+// returns (none when nothing changed). A concurrent change makes fn's
+// conditional update miss; the thread is then read again, a few times.
+func (s *Service) change(ctx context.Context, tenant, id string, fn func(tx *sql.Tx, t *Thread, now time.Time) (*event.Envelope, error)) (*Thread, error) {
+	for range 3 {
+		var out *Thread
+		err := s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+			t, err := scanThread(tx.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM inbox_threads WHERE tenant_id = $1 AND id = $2`, tenant, id))
+			if errors.Is(err, sql.ErrNoRows) {
+				return threadNotFound(id)
+			}
+			if err != nil {
+				return fmt.Errorf("read thread: %w", err)
+			}
+			env, err := fn(tx, t, s.clock())
+			if err != nil || env == nil {
+				out = t
+				return err
+			}
+			out = t
+			return emit(*env)
+		})
+		if !errors.Is(err, errMoved) {
+			return out, err
+		}
+	}
+	return nil, fault.New(fault.Conflict, "concurrent_change", "thread %q kept changing while this change was applied; try again", id)
+}
