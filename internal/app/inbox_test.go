@@ -6,6 +6,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,6 +172,45 @@ func TestInboxThreadsInboundMessages(t *testing.T) {
 				total(t, ca, "subject=inbox.message.received") == 2 && total(t, ca, "subject=inbox.thread.created") == 1
 		})
 
+		// An agent replies: the reply goes through the pipeline to the
+		// address Ada wrote from, the thread waits for her (pending).
+		status, doc = ca.do("POST", "/api/v1/inbox/threads/"+id+"/reply", `{"text": "Of course, bring them along!", "authorId": "agent-7"}`)
+		if status != 202 || dataOf(doc)["direction"] != "out" || dataOf(doc)["subject"] != "Re: Reunion" || dataOf(doc)["authorId"] != "agent-7" {
+			t.Fatalf("reply: %d %v", status, doc)
+		}
+		reply := dataOf(doc)["id"].(string)
+		bustest.Eventually(t, 10*time.Second, "the reply sent", func() bool {
+			_, m := ca.do("GET", "/api/v1/messages/"+reply, "")
+			_, sb := ca.do("GET", "/api/v1/sandbox/messages?to=ada@example.org", "")
+			got := false
+			for _, it := range sb["data"].([]any) {
+				x := it.(map[string]any)
+				got = got || x["messageId"] == reply && x["subject"] == "Re: Reunion" && x["text"] == "Of course, bring them along!"
+			}
+			return dataOf(m)["status"] == "delivered" && dataOf(m)["sourceType"] == "inbox" && got
+		})
+		if ts := threadsOf(t, ca, "status=pending"); len(ts) != 1 || ts[0]["messages"] != float64(3) {
+			t.Fatalf("after the reply: %v", ts)
+		}
+		for _, tc := range []struct{ body, code string }{
+			{`{"text": "  "}`, "invalid_field"},
+			{`{"text": "x", "subject": "two\nlines"}`, "invalid_field"},
+			{`{"text": "x", "authorId": " a"}`, "invalid_field"},
+			{`{"text": "x", "cc": "b@example.org"}`, "unknown_field"},
+		} {
+			if status, doc := ca.do("POST", "/api/v1/inbox/threads/"+id+"/reply", tc.body); status != 400 || doc["error"].(map[string]any)["code"] != tc.code {
+				t.Errorf("reply %s: %d %v, want 400 %s", tc.body, status, doc, tc.code)
+			}
+		}
+		// A suppressed address gets no reply: the pipeline blocks it.
+		ca.do("POST", "/api/v1/suppressions", `{"channel": "email", "address": "ada@example.org"}`)
+		_, doc = ca.do("POST", "/api/v1/inbox/threads/"+id+"/reply", `{"text": "One more thing"}`)
+		blocked := dataOf(doc)["id"].(string)
+		bustest.Eventually(t, 10*time.Second, "the reply to a suppressed address blocked", func() bool {
+			_, m := ca.do("GET", "/api/v1/messages/"+blocked, "")
+			return dataOf(m)["status"] == "blocked" && dataOf(m)["errorCode"] == "suppressed"
+		})
+
 		// SMS from Ada's number, and from a number that is nobody's, by
 		// Twilio: two SMS threads, one matched to Ada.
 		for i, from := range []string{"+447700900123", "+447700900999"} {
@@ -181,8 +221,52 @@ func TestInboxThreadsInboundMessages(t *testing.T) {
 			}
 		}
 		bustest.Eventually(t, 10*time.Second, "the SMS threaded", func() bool { return len(threadsOf(t, ca, "channel=sms")) == 2 })
-		if ts := threadsOf(t, ca, "contactId="+ada); len(ts) != 2 {
-			t.Errorf("Ada's threads: %v", ts)
+		adas := threadsOf(t, ca, "contactId="+ada)
+		if len(adas) != 2 {
+			t.Fatalf("Ada's threads: %v", adas)
+		}
+		// Ada never agreed to SMS, but she wrote to us: a reply needs no
+		// consent. The number that is nobody's cannot be replied to.
+		var smsThread, strangerThread string
+		for _, th := range threadsOf(t, ca, "channel=sms") {
+			if th["contactId"] == ada {
+				smsThread = th["id"].(string)
+			} else {
+				strangerThread = th["id"].(string)
+			}
+		}
+		status, doc = ca.do("POST", "/api/v1/inbox/threads/"+smsThread+"/reply", `{"text": "Parking is free on Saturdays."}`)
+		if status != 202 {
+			t.Fatalf("SMS reply: %d %v", status, doc)
+		}
+		smsReply := dataOf(doc)["id"].(string)
+		bustest.Eventually(t, 10*time.Second, "the SMS reply sent", func() bool {
+			_, m := ca.do("GET", "/api/v1/messages/"+smsReply, "")
+			return dataOf(m)["status"] == "delivered" && dataOf(m)["recipient"] == "+447700900123"
+		})
+		if status, doc := ca.do("POST", "/api/v1/inbox/threads/"+smsThread+"/reply", fmt.Sprintf(`{"text": %q}`, strings.Repeat("x", 1601))); status != 400 ||
+			doc["error"].(map[string]any)["code"] != "reply_too_long" {
+			t.Errorf("an SMS reply of 1,601 characters: %d %v", status, doc)
+		}
+		if status, doc := ca.do("POST", "/api/v1/inbox/threads/"+strangerThread+"/reply", `{"text": "Who is this?"}`); status != 409 ||
+			doc["error"].(map[string]any)["code"] != "thread_without_contact" {
+			t.Errorf("a reply to a stranger: %d %v", status, doc)
+		}
+		// WhatsApp takes free text only within 24 hours of the contact's
+		// last message.
+		emit(t, a, event.WebhookWhatsAppInbound, tenant, event.InboundMessageData{Provider: "meta", Channel: event.ChannelWhatsApp,
+			ExternalID: "wamid.old", From: "+447700900123", To: "1098765432", Text: "Hello?", ReceivedAt: event.Time{Time: time.Now().Add(-25 * time.Hour)}})
+		var waThread string
+		bustest.Eventually(t, 10*time.Second, "the WhatsApp message threaded", func() bool {
+			ts := threadsOf(t, ca, "channel=whatsapp")
+			if len(ts) == 1 {
+				waThread = ts[0]["id"].(string)
+			}
+			return waThread != ""
+		})
+		if status, doc := ca.do("POST", "/api/v1/inbox/threads/"+waThread+"/reply", `{"text": "Hi Ada"}`); status != 409 ||
+			doc["error"].(map[string]any)["code"] != "whatsapp_session_closed" {
+			t.Errorf("a WhatsApp reply after 25 hours: %d %v", status, doc)
 		}
 		if ts := threadsOf(t, ca, "channel=sms&assigneeId=agent-7"); len(ts) != 0 {
 			t.Errorf("assigned SMS threads: %v", ts)
@@ -204,11 +288,17 @@ func TestInboxThreadsInboundMessages(t *testing.T) {
 				t.Errorf("tenant B %s %s: %d %v", r.method, r.path, status, doc)
 			}
 		}
-		if status, doc := ca.do("GET", "/api/v1/inbox/threads/"+id, ""); status != 200 || len(dataOf(doc)["conversation"].([]any)) != 2 {
+		if status, doc := ca.do("GET", "/api/v1/inbox/threads/"+id, ""); status != 200 || len(dataOf(doc)["conversation"].([]any)) != 4 {
 			t.Errorf("thread after all: %d %v", status, doc)
 		}
-		if got := counterValue(t, a, "inbox_messages_received_total"); got != 4 {
-			t.Errorf("inbox_messages_received_total %v, want 4", got)
+		bustest.Eventually(t, 10*time.Second, "the replies counted", func() bool {
+			return total(t, ca, "subject=inbox.message.sent") == 3
+		})
+		if status, _ := cb.do("POST", "/api/v1/inbox/threads/"+id+"/reply", `{"text": "hi"}`); status != 404 {
+			t.Errorf("tenant B replies in A's thread: %d", status)
+		}
+		if got := counterValue(t, a, "inbox_messages_received_total"); got != 5 {
+			t.Errorf("inbox_messages_received_total %v, want 5", got)
 		}
 		if got := counterValue(t, a, "inbox_messages_received_total", "channel", "sms"); got != 2 {
 			t.Errorf("inbox_messages_received_total{channel=sms} %v, want 2", got)

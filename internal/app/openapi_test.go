@@ -558,6 +558,9 @@ func probeInbox(t *testing.T, check checkFunc, a *app.App, base, key, tenantID s
 		{"POST /api/v1/inbox/threads/{id}/assign", path + "/assign", `{"assigneeId": "agent-7", "assignedBy": "lead-1"}`, nil, 200},
 		{"POST /api/v1/inbox/threads/{id}/assign", path + "/assign", `{"assigneeId": 7}`, nil, 400},
 		{"POST /api/v1/inbox/threads/{id}/assign", "/api/v1/inbox/threads/no-such-thread/assign", `{"assigneeId": "a"}`, nil, 404},
+		{"POST /api/v1/inbox/threads/{id}/reply", path + "/reply", `{"text": "Thank you, Ada!", "authorId": "agent-7"}`, nil, 202},
+		{"POST /api/v1/inbox/threads/{id}/reply", path + "/reply", `{"text": ""}`, nil, 400},
+		{"POST /api/v1/inbox/threads/{id}/reply", "/api/v1/inbox/threads/no-such-thread/reply", `{"text": "hi"}`, nil, 404},
 	})
 }
 

@@ -127,6 +127,10 @@ type MessageData struct {
 	URL string `json:"url,omitempty"`
 	// BounceType is BounceHard or BounceSoft, on bounced.
 	BounceType string `json:"bounceType,omitempty"`
+	// Text is the body of a message written by hand (an agent's reply from
+	// the inbox), sent as is instead of a template, on queued; Subject is
+	// then its email subject. Added to the specification's payload.
+	Text string `json:"text,omitempty"`
 	// SendAfter is when a held message goes out (the end of the
 	// recipient's quiet hours), on held. Added to the specification's
 	// payload (additive).

@@ -12,15 +12,20 @@
 // names one of our sent messages (the email In-Reply-To header,
 // WhatsApp's context id), to the pipeline message it answers.
 //
+// Agents reply from a thread: the reply is recorded in it and handed to
+// the pipeline (pipeline.message.queued with the text, sourceType inbox),
+// which sends it as written to the address the contact wrote from.
+//
 // Publishes (source "inbox-service"), in the transaction that records what
 // they report: inbox.thread.created, inbox.thread.updated (status changes,
-// reopening), inbox.thread.assigned and inbox.message.received (with a
-// preview, not the body; sequences detect replies by it).
+// reopening, waiting after a reply), inbox.thread.assigned,
+// inbox.message.received (with a preview, not the body; sequences detect
+// replies by it), inbox.message.sent, and the replies'
+// pipeline.message.queued.
 //
-// Not yet: agents' replies (inbox.message.sent) and SLA deadlines
-// (inbox.sla.warning, inbox.sla.breach); their subjects and payloads are in
-// the event contract.
+// Not yet: SLA deadlines (inbox.sla.warning, inbox.sla.breach); their
+// subjects and payloads are in the event contract.
 //
 // HTTP: GET /api/v1/inbox/threads, GET /api/v1/inbox/threads/{id},
-// POST /api/v1/inbox/threads/{id}/status, POST /api/v1/inbox/threads/{id}/assign.
+// POST /api/v1/inbox/threads/{id}/status, .../assign and .../reply.
 package inbox

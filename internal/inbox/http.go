@@ -14,6 +14,8 @@ const (
 	defaultPageSize = 50
 	maxPageSize     = 500
 	maxBody         = 16 << 10
+	// maxReplyBody leaves room for the longest email reply, escaped.
+	maxReplyBody = 512 << 10
 )
 
 // Routes is the part of the HTTP server the module registers on.
@@ -33,6 +35,21 @@ func (h *HTTP) RegisterRoutes(r Routes) {
 	r.HandleAPI("GET /api/v1/inbox/threads/{id}", h.get)
 	r.HandleAPI("POST /api/v1/inbox/threads/{id}/status", h.status)
 	r.HandleAPI("POST /api/v1/inbox/threads/{id}/assign", h.assign)
+	r.HandleAPI("POST /api/v1/inbox/threads/{id}/reply", h.reply)
+}
+
+func (h *HTTP) reply(w http.ResponseWriter, r *http.Request) {
+	var in ReplyInput
+	if err := httpapi.DecodeJSON(w, r, &in, maxReplyBody); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	m, err := h.svc.Reply(r.Context(), httpapi.TenantID(r.Context()), r.PathValue("id"), in)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusAccepted, m)
 }
 
 func (h *HTTP) list(w http.ResponseWriter, r *http.Request) {

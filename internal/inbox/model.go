@@ -47,7 +47,11 @@ type Message struct {
 	Text       string `json:"text,omitempty"`
 	HTML       string `json:"html,omitempty"`
 	// InReplyTo is the id of our pipeline message this one answers.
-	InReplyTo  string    `json:"inReplyTo,omitempty"`
+	InReplyTo string `json:"inReplyTo,omitempty"`
+	// AuthorID is the agent who wrote a reply.
+	AuthorID string `json:"authorId,omitempty"`
+	// ReceivedAt is when an inbound message reached the provider, or when
+	// a reply was written.
 	ReceivedAt time.Time `json:"receivedAt"`
 }
 

@@ -288,7 +288,7 @@ func (s *Service) Get(ctx context.Context, tenant, id string) (*Thread, error) {
 		return nil, fmt.Errorf("read thread: %w", err)
 	}
 	rows, err := s.db.Reader().QueryContext(ctx, `SELECT id, direction, channel, provider, external_id, sender, recipient, subject, text, html,
-		in_reply_to, received_at FROM inbox_messages WHERE tenant_id = $1 AND thread_id = $2 ORDER BY received_at DESC, id DESC LIMIT $3`,
+		in_reply_to, author_id, received_at FROM inbox_messages WHERE tenant_id = $1 AND thread_id = $2 ORDER BY received_at DESC, id DESC LIMIT $3`,
 		tenant, id, maxThreadMessages)
 	if err != nil {
 		return nil, fmt.Errorf("read thread messages: %w", err)
@@ -298,7 +298,7 @@ func (s *Service) Get(ctx context.Context, tenant, id string) (*Thread, error) {
 		m := Message{ThreadID: id}
 		var at int64
 		if err := rows.Scan(&m.ID, &m.Direction, &m.Channel, &m.Provider, &m.ExternalID, &m.From, &m.To, &m.Subject, &m.Text, &m.HTML,
-			&m.InReplyTo, &at); err != nil {
+			&m.InReplyTo, &m.AuthorID, &at); err != nil {
 			return nil, fmt.Errorf("read thread messages: %w", err)
 		}
 		m.ReceivedAt = time.UnixMilli(at).UTC()
@@ -344,8 +344,8 @@ const maxAssigneeLen = 200
 // change; a thread already with that assignee is returned unchanged.
 func (s *Service) Assign(ctx context.Context, tenant, id, assignee, by string) (*Thread, error) {
 	for field, v := range map[string]string{"assigneeId": assignee, "assignedBy": by} {
-		if len(v) > maxAssigneeLen || strings.IndexFunc(v, unicode.IsControl) >= 0 || v != strings.TrimSpace(v) {
-			return nil, fault.New(fault.Invalid, "invalid_field", "%s must be at most %d characters, without control characters or surrounding spaces", field, maxAssigneeLen)
+		if err := checkAgentID(field, v); err != nil {
+			return nil, err
 		}
 	}
 	return s.change(ctx, tenant, id, func(tx *sql.Tx, t *Thread, now time.Time) (*event.Envelope, error) {
@@ -366,6 +366,136 @@ func (s *Service) Assign(ctx context.Context, tenant, id, assignee, by string) (
 			ThreadID: id, ContactID: t.ContactID, AssigneeID: assignee, PreviousAssigneeID: previous, AssignedBy: by})
 		return &env, err
 	})
+}
+
+// ReplyInput is an agent's reply to a thread.
+type ReplyInput struct {
+	// Text is the reply, sent as written.
+	Text string `json:"text"`
+	// Subject is an email reply's subject; by default "Re: " and the
+	// thread's.
+	Subject string `json:"subject"`
+	// AuthorID is the agent who wrote it.
+	AuthorID string `json:"authorId"`
+}
+
+// maxReplyRunes bounds a reply per channel: Twilio refuses SMS bodies over
+// 1,600 characters and Meta text messages over 4,096.
+var maxReplyRunes = map[string]int{event.ChannelEmail: 100_000, event.ChannelSMS: 1600, event.ChannelWhatsApp: 4096}
+
+// whatsAppSession is how long after a contact's last message WhatsApp
+// accepts free-form messages to them; later, only approved templates.
+const whatsAppSession = 24 * time.Hour
+
+// Reply sends an agent's reply to the thread's address through the
+// pipeline: in one transaction it records the message in the thread, moves
+// the thread to pending (waiting for the contact), and publishes
+// inbox.message.sent and the pipeline.message.queued that sends it. The
+// message's id is the pipeline's, so GET /api/v1/messages/{id} follows it.
+func (s *Service) Reply(ctx context.Context, tenant, id string, in ReplyInput) (*Message, error) {
+	in.Text = strings.TrimSpace(in.Text)
+	in.Subject = strings.TrimSpace(in.Subject)
+	if in.Text == "" {
+		return nil, fault.New(fault.Invalid, "invalid_field", "text is required: the reply to send")
+	}
+	if err := checkAgentID("authorId", in.AuthorID); err != nil {
+		return nil, err
+	}
+	if len(in.Subject) > 998 || strings.ContainsAny(in.Subject, "\r\n") {
+		return nil, fault.New(fault.Invalid, "invalid_field", "subject must be one line of at most 998 characters")
+	}
+	var out *Message
+	err := s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		t, err := scanThread(tx.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM inbox_threads WHERE tenant_id = $1 AND id = $2`, tenant, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return threadNotFound(id)
+		}
+		if err != nil {
+			return fmt.Errorf("read thread: %w", err)
+		}
+		if n := utf8.RuneCountInString(in.Text); n > maxReplyRunes[t.Channel] {
+			return fault.New(fault.Invalid, "reply_too_long", "a %s reply holds at most %d characters (got %d)", t.Channel, maxReplyRunes[t.Channel], n)
+		}
+		if t.ContactID == "" {
+			return fault.New(fault.Conflict, "thread_without_contact",
+				"%s is no contact's address: create the contact (POST /api/v1/contacts) before replying, so consent and suppression apply", t.Address)
+		}
+		now := s.clock()
+		if t.Channel == event.ChannelWhatsApp {
+			var last sql.NullInt64
+			if err := tx.QueryRowContext(ctx, `SELECT max(received_at) FROM inbox_messages WHERE tenant_id = $1 AND thread_id = $2 AND direction = $3`,
+				tenant, id, Inbound).Scan(&last); err != nil {
+				return fmt.Errorf("read the last inbound message: %w", err)
+			}
+			if !last.Valid || now.Sub(time.UnixMilli(last.Int64)) > whatsAppSession {
+				return fault.New(fault.Conflict, "whatsapp_session_closed",
+					"the contact last wrote more than 24 hours ago: WhatsApp accepts only approved templates now (POST /api/v1/messages with a template)")
+			}
+		}
+		subject := ""
+		if t.Channel == event.ChannelEmail {
+			subject = in.Subject
+			if subject == "" {
+				subject = replySubject(t.Subject)
+			}
+		}
+		m := Message{ID: event.NewID(), ThreadID: id, Direction: Outbound, Channel: t.Channel, Provider: "pipeline",
+			To: t.Address, Subject: subject, Text: in.Text, AuthorID: in.AuthorID, ReceivedAt: now}
+		m.ExternalID = m.ID
+		if _, err := tx.ExecContext(ctx, `INSERT INTO inbox_messages (tenant_id, id, thread_id, direction, channel, provider, external_id,
+			sender, recipient, subject, text, author_id, received_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8, $9, $10, $11, $12, $12)`,
+			tenant, m.ID, id, m.Direction, m.Channel, m.Provider, m.ExternalID, m.To, m.Subject, m.Text, m.AuthorID, now.UnixMilli()); err != nil {
+			return fmt.Errorf("record reply: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE inbox_threads SET status = $3 WHERE tenant_id = $1 AND id = $2 AND status <> $3`,
+			tenant, id, event.ThreadPending)
+		if err != nil {
+			return fmt.Errorf("update thread: %w", err)
+		}
+		moved, _ := res.RowsAffected()
+		if _, err := tx.ExecContext(ctx, `UPDATE inbox_threads SET messages = messages + 1, last_message_at = $3, updated_at = $3
+			WHERE tenant_id = $1 AND id = $2`, tenant, id, now.UnixMilli()); err != nil {
+			return fmt.Errorf("update thread: %w", err)
+		}
+		var envs []event.Envelope
+		if moved == 1 {
+			t.Status, t.UpdatedAt = event.ThreadPending, now
+			if envs, err = appendEvent(ctx, envs, event.InboxThreadUpdated, tenant, threadData(t)); err != nil {
+				return err
+			}
+		}
+		if envs, err = appendEvent(ctx, envs, event.InboxMessageSent, tenant, event.InboxMessageSentData{ThreadID: id, MessageID: m.ID,
+			Channel: m.Channel, ContactID: t.ContactID, To: m.To, Subject: m.Subject, Preview: preview(m.Text), AuthorID: in.AuthorID}); err != nil {
+			return err
+		}
+		if envs, err = appendEvent(ctx, envs, event.PipelineMessageQueued, tenant, event.MessageData{MessageID: m.ID, Channel: m.Channel,
+			ContactID: t.ContactID, RecipientAddress: t.Address, SourceType: event.MessageSourceInbox, SourceID: id, Step: m.ID,
+			Subject: subject, Text: in.Text}); err != nil {
+			return err
+		}
+		out = &m
+		return emit(envs...)
+	})
+	return out, err
+}
+
+// replySubject is "Re: " and subject, unless subject already starts so.
+func replySubject(subject string) string {
+	if strings.HasPrefix(strings.ToLower(subject), "re:") {
+		return subject
+	}
+	if subject == "" {
+		return "Re: your message"
+	}
+	return "Re: " + subject
+}
+
+// checkAgentID refuses an agent id no directory would hold.
+func checkAgentID(field, v string) error {
+	if len(v) > maxAssigneeLen || strings.IndexFunc(v, unicode.IsControl) >= 0 || v != strings.TrimSpace(v) {
+		return fault.New(fault.Invalid, "invalid_field", "%s must be at most %d characters, without control characters or surrounding spaces", field, maxAssigneeLen)
+	}
+	return nil
 }
 
 // errMoved says the thread changed between reading it and updating it:

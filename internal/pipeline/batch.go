@@ -81,17 +81,23 @@ func (s *Service) prepare(ctx context.Context, j *job) error {
 		return fmt.Errorf("read recipient: %w", err)
 	}
 	addr := r.Address(m.Channel)
+	if m.handWritten() && m.Recipient != "" {
+		addr = m.Recipient // a reply goes where the contact wrote from
+	}
 	switch {
 	case addr == "":
 		j.block = &blockReason{StatusBlocked, "no_address", "the contact has no address on this channel"}
 		return nil
-	case !r.Consent[m.Channel]:
+	case !r.Consent[m.Channel] && !m.handWritten():
+		// A reply answers a message the contact sent us: it is not
+		// marketing, and needs no consent to it (the suppression list
+		// still applies).
 		j.block = &blockReason{StatusBlocked, "no_consent", "the contact has not agreed to be reached on " + m.Channel}
 		return nil
 	}
 	m.Recipient = addr
 	reason, ok := j.suppression, j.suppression != ""
-	if !j.preRead {
+	if !j.preRead || m.handWritten() { // a reply's address may not be the one read ahead
 		if reason, ok, err = suppressed(ctx, s.DB.Reader(), j.tenant, m.Channel, addr); err != nil {
 			return err
 		}
@@ -99,6 +105,9 @@ func (s *Service) prepare(ctx context.Context, j *job) error {
 	if ok {
 		j.block = &blockReason{StatusBlocked, "suppressed", "the address is suppressed (" + reason + ")"}
 		return nil
+	}
+	if m.handWritten() {
+		return s.prepareWritten(j)
 	}
 	if capped, err := s.capped(ctx, j.tenant, m); err != nil {
 		return err
@@ -129,6 +138,20 @@ func (s *Service) prepare(ctx context.Context, j *job) error {
 	}
 	m.TemplateVersion, m.Subject = content.Version, content.Subject
 	j.msg = s.outgoing(j.tenant, m, s.withTracking(j.tenant, m, content, unsub), unsub)
+	return nil
+}
+
+// prepareWritten finishes preparing a message written by hand: a person
+// answering a person, so neither the frequency cap nor quiet hours hold it
+// back, and it goes as written, without tracking links or an unsubscribe
+// header.
+func (s *Service) prepareWritten(j *job) error {
+	m := j.m
+	if _, ok := s.Providers[m.Channel]; !ok {
+		j.block = &blockReason{StatusFailed, "no_provider", "no provider is configured for " + m.Channel}
+		return nil
+	}
+	j.msg = s.outgoing(j.tenant, m, Content{Subject: m.Subject, Text: m.body, Body: m.body}, "")
 	return nil
 }
 

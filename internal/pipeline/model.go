@@ -51,7 +51,14 @@ type Message struct {
 	sourceName string
 	runID      string
 	sender     Sender
+	// body is the text of a message written by hand, sent instead of a
+	// template (TemplateID empty).
+	body string
 }
+
+// handWritten reports whether m is sent as written (an agent's reply)
+// rather than rendered from a template.
+func (m *Message) handWritten() bool { return m.TemplateID == "" && m.body != "" }
 
 // ErrRecipientNotFound is what a ContactSource returns for a contact that
 // does not exist (or was erased).

@@ -24,7 +24,9 @@ CREATE INDEX inbox_threads_recent ON inbox_threads (tenant_id, last_message_at, 
 CREATE INDEX inbox_threads_contact ON inbox_threads (tenant_id, contact_id);
 
 -- One row per message of a thread. The provider's id is unique per channel,
--- so a provider's retry or a redelivered event adds nothing.
+-- so a provider's retry or a redelivered event adds nothing. An agent's
+-- reply (direction out) carries the id of the pipeline message that sends
+-- it as its external_id, and its author.
 CREATE TABLE inbox_messages (
     tenant_id   TEXT   NOT NULL,
     id          TEXT   NOT NULL,
@@ -39,6 +41,7 @@ CREATE TABLE inbox_messages (
     text        TEXT   NOT NULL DEFAULT '',
     html        TEXT   NOT NULL DEFAULT '',
     in_reply_to TEXT   NOT NULL DEFAULT '',
+    author_id   TEXT   NOT NULL DEFAULT '',
     received_at BIGINT NOT NULL,
     created_at  BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, id)
