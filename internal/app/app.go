@@ -64,6 +64,7 @@ type App struct {
 	timerConsumers   []*bus.TimerConsumer
 	workflows        *workflows.Service
 	workflowSweeper  *workflows.Sweeper
+	inboxSweeper     *inbox.Sweeper
 	contacts         *contacts.Service
 	imports          *contacts.Importer
 	segments         *segments.Service
@@ -460,14 +461,19 @@ func (a *App) wireWorkflows() {
 }
 
 // wireInbox keeps the inbox's threads from the providers' inbound
-// messages, and its API.
+// messages, their response deadlines on durable timers, and its API.
 func (a *App) wireInbox() {
 	received := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inbox_messages_received_total",
 		Help: "Inbound messages recorded in inbox threads, by channel (provider retries and redeliveries not counted)."}, []string{"channel"})
 	a.registry.MustRegister(received)
-	svc := inbox.NewService(a.db, a.outbox, a.log, inboxContacts{a.contacts}, inboxSent{a.pipeline}, received)
+	c := a.cfg.Inbox
+	svc := inbox.NewService(a.db, a.outbox, a.log, inboxContacts{a.contacts}, inboxSent{a.pipeline}, received,
+		inbox.SLA{FirstResponse: c.FirstResponse, NextResponse: c.NextResponse, WarningBefore: c.WarningBefore}, a.bus)
 	inbox.NewHTTP(svc).RegisterRoutes(a.http)
 	a.pending = append(a.pending, a.consumerOptions(inbox.WebhookConsumerName, inbox.WebhookFilters, svc.HandleInbound, a.cfg.Consumer.Concurrency))
+	a.timerOptions = append(a.timerOptions, bus.TimerConsumerOptions{Name: inbox.TimerConsumerName, KeyPrefix: inbox.TimerKeyPrefix,
+		Handler: svc.HandleTimer, Backoff: a.cfg.Consumer.Backoff})
+	a.inboxSweeper = inbox.NewSweeper(svc, 10*time.Second)
 }
 
 // instanceID names this instance in leases, kept in the data directory:
@@ -581,6 +587,9 @@ func (a *App) Start(ctx context.Context) error {
 	if a.workflowSweeper != nil {
 		a.workflowSweeper.Start(ctx)
 	}
+	if a.inboxSweeper != nil {
+		a.inboxSweeper.Start(ctx)
+	}
 	if err := a.http.Start(ctx); err != nil {
 		return err
 	}
@@ -627,6 +636,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	if a.workflowSweeper != nil {
 		a.workflowSweeper.Stop()
+	}
+	if a.inboxSweeper != nil {
+		a.inboxSweeper.Stop()
 	}
 	for _, tc := range a.timerConsumers {
 		tc.Stop() // an unacknowledged timer fires again at the next start

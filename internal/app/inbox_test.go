@@ -305,3 +305,65 @@ func TestInboxThreadsInboundMessages(t *testing.T) {
 		}
 	})
 }
+
+// Response deadlines on real durable timers: a thread nobody answers is
+// warned about, then breached; one answered in time is neither; after a
+// reply, the contact's next message starts a next-response deadline.
+func TestInboxResponseDeadlines(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		cfg := testConfig(t, db.URL())
+		cfg.Inbox.FirstResponse, cfg.Inbox.NextResponse, cfg.Inbox.WarningBefore = 3*time.Second, 3*time.Second, 2*time.Second
+		a := startApp(t, cfg)
+		ca, _ := twoTenants(t, a)
+		tenant := mustTenant(t, a, ca.key)
+		newContact(t, ca, "ada@example.org", "")
+		newContact(t, ca, "bob@example.org", "")
+		inbound := func(from, id string) {
+			emit(t, a, event.WebhookEmailInbound, tenant, event.InboundMessageData{Provider: "sendgrid", Channel: event.ChannelEmail,
+				ExternalID: id, From: from, To: "replies@alumni.example.edu", Subject: "Question", Text: "Hello?", ReceivedAt: event.Time{Time: time.Now()}})
+		}
+		thread := func(address string) map[string]any {
+			for _, th := range threadsOf(t, ca, "") {
+				if th["address"] == address {
+					return th
+				}
+			}
+			return nil
+		}
+		inbound("ada@example.org", "a1@example.org")
+		inbound("bob@example.org", "b1@example.org")
+		bustest.Eventually(t, 10*time.Second, "both threads with a deadline", func() bool {
+			ada, bob := thread("ada@example.org"), thread("bob@example.org")
+			return ada != nil && bob != nil && ada["sla"] == "due" && bob["sla"] == "due"
+		})
+		ada, bob := thread("ada@example.org")["id"].(string), thread("bob@example.org")["id"].(string)
+		if status, doc := ca.do("POST", "/api/v1/inbox/threads/"+bob+"/reply", `{"text": "Hi Bob"}`); status != 202 {
+			t.Fatalf("reply: %d %v", status, doc)
+		}
+		if th := thread("bob@example.org"); th["responseDueAt"] != nil || th["sla"] != nil {
+			t.Fatalf("Bob's thread after the reply: %v", th)
+		}
+		bustest.Eventually(t, 15*time.Second, "Ada's deadline warned, then breached", func() bool {
+			return thread("ada@example.org")["sla"] == "breached" && total(t, ca, "subject=inbox.sla.breach") == 1
+		})
+		if n := total(t, ca, "subject=inbox.sla.warning"); n != 1 {
+			t.Errorf("%v inbox.sla.warning, want 1 (Ada's only)", n)
+		}
+
+		// Ada is answered; her next message starts a next-response deadline.
+		if status, doc := ca.do("POST", "/api/v1/inbox/threads/"+ada+"/reply", `{"text": "Sorry for the wait, Ada"}`); status != 202 {
+			t.Fatalf("reply: %d %v", status, doc)
+		}
+		inbound("ada@example.org", "a2@example.org")
+		bustest.Eventually(t, 15*time.Second, "the next-response deadline breached", func() bool {
+			return total(t, ca, "subject=inbox.sla.breach") == 2 && total(t, ca, "subject=inbox.sla.warning") == 2
+		})
+		if th := thread("ada@example.org"); th["sla"] != "breached" {
+			t.Errorf("Ada's thread: %v", th)
+		}
+		if th := thread("bob@example.org"); th["sla"] != nil {
+			t.Errorf("Bob's thread got a deadline: %v", th)
+		}
+	})
+}

@@ -30,6 +30,14 @@ type Config struct {
 	WhatsApp  WhatsAppConfig  `yaml:"whatsapp"`
 	Pipeline  PipelineConfig  `yaml:"pipeline"`
 	Campaigns CampaignsConfig `yaml:"campaigns"`
+	Inbox     InboxConfig     `yaml:"inbox"`
+}
+
+// InboxConfig sets the inbox's response deadlines (SLAs).
+type InboxConfig struct {
+	FirstResponse time.Duration `yaml:"first-response" help:"how soon the first message of a thread must be answered (a reply, or the thread set pending or closed); 0: no deadline"`
+	NextResponse  time.Duration `yaml:"next-response" help:"how soon a contact's later message must be answered; 0: no deadline"`
+	WarningBefore time.Duration `yaml:"warning-before" help:"how long before a response deadline inbox.sla.warning is published; 0: no warning"`
 }
 
 // CampaignsConfig tunes how campaigns feed the pipeline.
@@ -209,6 +217,7 @@ func Default() Config {
 		WhatsApp:  WhatsAppConfig{Provider: ProviderSandbox, Meta: MetaConfig{APIVersion: "v25.0", BaseURL: "https://graph.facebook.com"}},
 		Pipeline:  PipelineConfig{QuietChannels: []string{"sms", "whatsapp"}, FrequencyWindow: 24 * time.Hour},
 		Campaigns: CampaignsConfig{MaxInFlight: 4096, Batch: 500},
+		Inbox:     InboxConfig{FirstResponse: 24 * time.Hour, NextResponse: 24 * time.Hour, WarningBefore: 4 * time.Hour},
 	}
 }
 

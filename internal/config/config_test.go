@@ -222,6 +222,9 @@ func TestEveryEnvVariable(t *testing.T) {
 		"ALUM_PIPELINE_WHATSAPP_RATE":            "80",
 		"ALUM_CAMPAIGNS_MAX_IN_FLIGHT":           "1000",
 		"ALUM_CAMPAIGNS_BATCH":                   "200",
+		"ALUM_INBOX_FIRST_RESPONSE":              "4h",
+		"ALUM_INBOX_NEXT_RESPONSE":               "8h",
+		"ALUM_INBOX_WARNING_BEFORE":              "1h",
 	}
 	settings := config.Settings()
 	if len(settings) != len(values) {
@@ -450,6 +453,8 @@ func TestValidate(t *testing.T) {
 		{"max age", func(c *config.Config) { c.NATS.MaxAge = 0 }, "nats.max-age 0s must be positive"},
 		{"max bytes", func(c *config.Config) { c.NATS.MaxBytes = 0 }, "nats.max-bytes 0 must be positive, such as 10GiB"},
 		{"duplicate window", func(c *config.Config) { c.NATS.DuplicateWindow = 0 }, "nats.duplicate-window 0s must be positive"},
+		{"negative inbox deadline", func(c *config.Config) { c.Inbox.NextResponse = -time.Hour }, "inbox.next-response -1h must not be negative"},
+		{"inbox warning after the deadline", func(c *config.Config) { c.Inbox.FirstResponse = 2 * time.Hour }, "inbox.warning-before 4h must be shorter than inbox.first-response 2h"},
 		{"duplicate window over max age", func(c *config.Config) { c.NATS.MaxAge = time.Minute }, "nats.duplicate-window 2m is longer than nats.max-age 1m"},
 		{"dlq max age", func(c *config.Config) { c.NATS.DLQMaxAge = -time.Hour }, "nats.dlq-max-age -1h must be positive"},
 		{"sync", func(c *config.Config) { c.NATS.Sync = "sometimes" }, `nats.sync "sometimes": use a positive interval such as 1s, or always`},

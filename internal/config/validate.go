@@ -55,6 +55,16 @@ func (c Config) Validate() error {
 	if c.Campaigns.MaxInFlight < 1 || c.Campaigns.Batch < 1 || c.Campaigns.Batch > 5000 {
 		bad("campaigns.max-in-flight must be 1 or more and campaigns.batch 1 to 5000, e.g. 4096 and 500")
 	}
+	for name, d := range map[string]time.Duration{"first-response": c.Inbox.FirstResponse, "next-response": c.Inbox.NextResponse, "warning-before": c.Inbox.WarningBefore} {
+		if d < 0 {
+			bad("inbox.%s %s must not be negative; 0 turns it off", name, formatDuration(d))
+		}
+	}
+	for name, d := range map[string]time.Duration{"first-response": c.Inbox.FirstResponse, "next-response": c.Inbox.NextResponse} {
+		if d > 0 && c.Inbox.WarningBefore >= d {
+			bad("inbox.warning-before %s must be shorter than inbox.%s %s, or the warning would come before the message", formatDuration(c.Inbox.WarningBefore), name, formatDuration(d))
+		}
+	}
 	if len(c.Modules) == 0 {
 		bad("modules is empty; name at least one of %s, or all", strings.Join(modules, ", "))
 	}

@@ -21,10 +21,40 @@ type Thread struct {
 	// Messages counts the thread's messages.
 	Messages      int64     `json:"messages"`
 	LastMessageAt time.Time `json:"lastMessageAt"`
-	CreatedAt     time.Time `json:"createdAt"`
-	UpdatedAt     time.Time `json:"updatedAt"`
+	// ResponseDueAt is when the contact's oldest unanswered message must
+	// be answered by; absent when nothing waits or no deadline applies.
+	ResponseDueAt *time.Time `json:"responseDueAt,omitempty"`
+	// SLA is where that deadline stands: due, warning (close to it) or
+	// breached (missed).
+	SLA       string    `json:"sla,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 	// Conversation is the thread's messages, oldest first, when asked for.
 	Conversation []Message `json:"conversation,omitempty"`
+
+	replies      int64
+	responseKind string
+	slaState     int
+	warnAt       *time.Time
+}
+
+// SLA states, in the order a deadline reaches them.
+const (
+	slaDue = iota
+	slaWarned
+	slaBreached
+)
+
+var slaNames = map[int]string{slaDue: "due", slaWarned: "warning", slaBreached: "breached"}
+
+// SLA sets the response deadlines; a zero duration sets none.
+type SLA struct {
+	// FirstResponse applies to a thread no one has replied to yet.
+	FirstResponse time.Duration
+	// NextResponse applies to a contact's message after a reply.
+	NextResponse time.Duration
+	// WarningBefore is how long before a deadline to warn; 0: never.
+	WarningBefore time.Duration
 }
 
 // Message directions.

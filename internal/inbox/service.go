@@ -61,13 +61,21 @@ type Service struct {
 	sent     Sent
 	// received counts inbound messages recorded, by channel.
 	received *prometheus.CounterVec
+	sla      SLA
+	timers   Timers
 	now      func() time.Time
 }
 
+// Timers arms the durable timers of response deadlines.
+type Timers interface {
+	ScheduleTimer(ctx context.Context, key string, at time.Time, data []byte) error
+}
+
 // NewService returns the inbox over db; received, when set, counts the
-// inbound messages recorded by channel.
-func NewService(db *store.DB, ob *outbox.Outbox, log *slog.Logger, contacts Contacts, sent Sent, received *prometheus.CounterVec) *Service {
-	return &Service{db: db, ob: ob, log: log, contacts: contacts, sent: sent, received: received, now: time.Now}
+// inbound messages recorded by channel. Response deadlines follow sla, on
+// durable timers.
+func NewService(db *store.DB, ob *outbox.Outbox, log *slog.Logger, contacts Contacts, sent Sent, received *prometheus.CounterVec, sla SLA, timers Timers) *Service {
+	return &Service{db: db, ob: ob, log: log, contacts: contacts, sent: sent, received: received, sla: sla, timers: timers, now: time.Now}
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
@@ -99,7 +107,9 @@ func (s *Service) HandleInbound(ctx context.Context, env event.Envelope) error {
 		}
 	}
 	recorded := false
+	var deadline *armed
 	err = s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		deadline = nil // a retried transaction starts over
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM inbox_messages WHERE tenant_id = $1 AND channel = $2 AND external_id = $3`,
 			tenant, d.Channel, d.ExternalID).Scan(&one)
@@ -131,6 +141,9 @@ func (s *Service) HandleInbound(ctx context.Context, env event.Envelope) error {
 			WHERE tenant_id = $1 AND id = $2 RETURNING `+threadColumns, tenant, t.ID, contactID, at.UnixMilli(), now.UnixMilli()))
 		if err != nil {
 			return fmt.Errorf("update thread: %w", err)
+		}
+		if deadline, err = s.startDeadline(ctx, tx, tenant, t, at); err != nil {
+			return err
 		}
 		m := Message{ID: event.NewID(), ThreadID: t.ID, Direction: Inbound, Channel: d.Channel, Provider: d.Provider,
 			ExternalID: d.ExternalID, From: address, To: d.To, Subject: d.Subject, Text: d.Text, HTML: d.HTML,
@@ -165,6 +178,7 @@ func (s *Service) HandleInbound(ctx context.Context, env event.Envelope) error {
 	if recorded && s.received != nil {
 		s.received.WithLabelValues(d.Channel).Inc()
 	}
+	s.arm(ctx, tenant, deadline)
 	return nil
 }
 
@@ -226,7 +240,8 @@ func threadData(t *Thread) event.InboxThreadData {
 		Status: t.Status, AssigneeID: t.AssigneeID}
 }
 
-const threadColumns = `id, channel, address, contact_id, subject, status, assignee_id, messages, last_message_at, created_at, updated_at`
+const threadColumns = `id, channel, address, contact_id, subject, status, assignee_id, messages, last_message_at, created_at, updated_at,
+	replies, response_due_at, response_warn_at, response_kind, sla_state`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -234,12 +249,21 @@ func scanThread(r scanner) (*Thread, error) {
 	var (
 		t                 Thread
 		last, created, up int64
+		due, warn         sql.NullInt64
 	)
 	if err := r.Scan(&t.ID, &t.Channel, &t.Address, &t.ContactID, &t.Subject, &t.Status, &t.AssigneeID, &t.Messages,
-		&last, &created, &up); err != nil {
+		&last, &created, &up, &t.replies, &due, &warn, &t.responseKind, &t.slaState); err != nil {
 		return nil, err
 	}
 	t.LastMessageAt, t.CreatedAt, t.UpdatedAt = time.UnixMilli(last).UTC(), time.UnixMilli(created).UTC(), time.UnixMilli(up).UTC()
+	if due.Valid {
+		at := time.UnixMilli(due.Int64).UTC()
+		t.ResponseDueAt, t.SLA = &at, slaNames[t.slaState]
+	}
+	if warn.Valid {
+		at := time.UnixMilli(warn.Int64).UTC()
+		t.warnAt = &at
+	}
 	return &t, nil
 }
 
@@ -321,7 +345,11 @@ func (s *Service) SetStatus(ctx context.Context, tenant, id, status string) (*Th
 		if t.Status == status {
 			return nil, nil
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE inbox_threads SET status = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 AND status = $5`,
+		clear := ""
+		if answers(status) {
+			clear = ", " + clearDeadline
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE inbox_threads SET status = $3, updated_at = $4`+clear+` WHERE tenant_id = $1 AND id = $2 AND status = $5`,
 			tenant, id, status, now.UnixMilli(), t.Status)
 		if err != nil {
 			return nil, fmt.Errorf("set thread status: %w", err)
@@ -330,6 +358,9 @@ func (s *Service) SetStatus(ctx context.Context, tenant, id, status string) (*Th
 			return nil, errMoved
 		}
 		t.Status, t.UpdatedAt = status, now
+		if answers(status) {
+			t.ResponseDueAt, t.SLA = nil, ""
+		}
 		env, err := event.New(ctx, event.InboxThreadUpdated, event.SourceInbox, tenant, threadData(t))
 		return &env, err
 	})
@@ -453,8 +484,8 @@ func (s *Service) Reply(ctx context.Context, tenant, id string, in ReplyInput) (
 			return fmt.Errorf("update thread: %w", err)
 		}
 		moved, _ := res.RowsAffected()
-		if _, err := tx.ExecContext(ctx, `UPDATE inbox_threads SET messages = messages + 1, last_message_at = $3, updated_at = $3
-			WHERE tenant_id = $1 AND id = $2`, tenant, id, now.UnixMilli()); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE inbox_threads SET messages = messages + 1, replies = replies + 1, last_message_at = $3, updated_at = $3,
+			`+clearDeadline+` WHERE tenant_id = $1 AND id = $2`, tenant, id, now.UnixMilli()); err != nil {
 			return fmt.Errorf("update thread: %w", err)
 		}
 		var envs []event.Envelope

@@ -13,7 +13,15 @@ CREATE TABLE inbox_threads (
     status          TEXT   NOT NULL,
     assignee_id     TEXT   NOT NULL DEFAULT '',
     messages        BIGINT NOT NULL DEFAULT 0,
+    replies         BIGINT NOT NULL DEFAULT 0,
     last_message_at BIGINT NOT NULL,
+    -- The response deadline (SLA) of the contact's oldest unanswered
+    -- message: when it falls due, when to warn, which kind, and how far it
+    -- went (0 due, 1 warned, 2 breached). NULL while nothing waits.
+    response_due_at  BIGINT,
+    response_warn_at BIGINT,
+    response_kind    TEXT    NOT NULL DEFAULT '',
+    sla_state        INTEGER NOT NULL DEFAULT 0,
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, id)
@@ -22,6 +30,8 @@ CREATE UNIQUE INDEX inbox_threads_address ON inbox_threads (tenant_id, channel, 
 -- The inbox list: most recent activity first.
 CREATE INDEX inbox_threads_recent ON inbox_threads (tenant_id, last_message_at, id);
 CREATE INDEX inbox_threads_contact ON inbox_threads (tenant_id, contact_id);
+-- The sweep for deadlines whose timers were lost.
+CREATE INDEX inbox_threads_due ON inbox_threads (response_due_at) WHERE response_due_at IS NOT NULL;
 
 -- One row per message of a thread. The provider's id is unique per channel,
 -- so a provider's retry or a redelivered event adds nothing. An agent's
