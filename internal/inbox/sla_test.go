@@ -15,7 +15,9 @@ import (
 // nobody matches no sender to a contact.
 type nobody struct{}
 
-func (nobody) ContactByAddress(context.Context, string, string, string) (string, error) { return "", nil }
+func (nobody) ContactByAddress(context.Context, string, string, string) (string, error) {
+	return "", nil
+}
 
 // outboxCount counts the events of subject written to the outbox.
 func outboxCount(t *testing.T, db *store.DB, subject string) int {
