@@ -20,11 +20,14 @@
 // they report: inbox.thread.created, inbox.thread.updated (status changes,
 // reopening, waiting after a reply), inbox.thread.assigned,
 // inbox.message.received (with a preview, not the body; sequences detect
-// replies by it), inbox.message.sent, and the replies'
-// pipeline.message.queued.
+// replies by it), inbox.message.sent, the replies'
+// pipeline.message.queued, inbox.sla.warning and inbox.sla.breach.
 //
-// Not yet: SLA deadlines (inbox.sla.warning, inbox.sla.breach); their
-// subjects and payloads are in the event contract.
+// Each unanswered message starts a response deadline (first or next
+// response) on durable timers, with a sweep for timers lost: a warning
+// before it, a breach after it (inbox.sla.warning, inbox.sla.breach), each
+// published once; a reply, or setting the thread pending or closed,
+// answers it.
 //
 // HTTP: GET /api/v1/inbox/threads, GET /api/v1/inbox/threads/{id},
 // POST /api/v1/inbox/threads/{id}/status, .../assign and .../reply.
