@@ -350,6 +350,15 @@ func TestInboxResponseDeadlines(t *testing.T) {
 		if n := total(t, ca, "subject=inbox.sla.warning"); n != 1 {
 			t.Errorf("%v inbox.sla.warning, want 1 (Ada's only)", n)
 		}
+		if ts := threadsOf(t, ca, "sla=breached"); len(ts) != 1 || ts[0]["id"] != ada {
+			t.Errorf("breached threads: %v", ts)
+		}
+		if ts := threadsOf(t, ca, "sla=due"); len(ts) != 0 {
+			t.Errorf("threads due: %v", ts)
+		}
+		if status, _ := ca.do("GET", "/api/v1/inbox/threads?sla=late", ""); status != 400 {
+			t.Errorf("?sla=late: %d, want 400", status)
+		}
 
 		// Ada is answered; her next message starts a next-response deadline.
 		if status, doc := ca.do("POST", "/api/v1/inbox/threads/"+ada+"/reply", `{"text": "Sorry for the wait, Ada"}`); status != 202 {

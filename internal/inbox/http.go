@@ -54,11 +54,15 @@ func (h *HTTP) reply(w http.ResponseWriter, r *http.Request) {
 
 func (h *HTTP) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if err := httpapi.CheckParams(q, "limit", "cursor", "status", "assigneeId", "contactId", "channel"); err != nil {
+	if err := httpapi.CheckParams(q, "limit", "cursor", "status", "assigneeId", "contactId", "channel", "sla"); err != nil {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	f := Filter{Status: q.Get("status"), AssigneeID: q.Get("assigneeId"), ContactID: q.Get("contactId"), Channel: q.Get("channel")}
+	f := Filter{Status: q.Get("status"), AssigneeID: q.Get("assigneeId"), ContactID: q.Get("contactId"), Channel: q.Get("channel"), SLA: q.Get("sla")}
+	if f.SLA != "" && f.SLA != "due" && f.SLA != "warning" && f.SLA != "breached" {
+		httpapi.WriteError(w, r, fault.New(fault.Invalid, "invalid_sla", "sla must be one of due, warning, breached (got %q)", f.SLA))
+		return
+	}
 	if f.Status != "" && !slices.Contains(Statuses, f.Status) {
 		httpapi.WriteError(w, r, fault.New(fault.Invalid, "invalid_status", "status must be one of %s (got %q)", strings.Join(Statuses, ", "), f.Status))
 		return

@@ -94,6 +94,9 @@ type Filter struct {
 	AssigneeID string
 	ContactID  string
 	Channel    string
+	// SLA selects the threads whose response deadline stands there: due,
+	// warning or breached.
+	SLA string
 }
 
 // Cursor is where a page of threads ends: the last thread's activity time

@@ -282,6 +282,11 @@ func (s *Service) List(ctx context.Context, tenant string, f Filter, after *Curs
 	w.AndIf("assignee_id = ?", f.AssigneeID)
 	w.AndIf("contact_id = ?", f.ContactID)
 	w.AndIf("channel = ?", f.Channel)
+	for state, name := range slaNames {
+		if f.SLA == name {
+			w.And("response_due_at IS NOT NULL AND sla_state = ?", state)
+		}
+	}
 	if after != nil {
 		w.And("(last_message_at, id) < (?, ?)", after.LastMessageAt, after.ID)
 	}
