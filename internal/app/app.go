@@ -463,11 +463,8 @@ func (a *App) wireWorkflows() {
 // wireInbox keeps the inbox's threads from the providers' inbound
 // messages, their response deadlines on durable timers, and its API.
 func (a *App) wireInbox() {
-	received := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inbox_messages_received_total",
-		Help: "Inbound messages recorded in inbox threads, by channel (provider retries and redeliveries not counted)."}, []string{"channel"})
-	a.registry.MustRegister(received)
 	c := a.cfg.Inbox
-	svc := inbox.NewService(a.db, a.outbox, a.log, inboxContacts{a.contacts}, inboxSent{a.pipeline}, received,
+	svc := inbox.NewService(a.db, a.outbox, a.log, inboxContacts{a.contacts}, inboxSent{a.pipeline}, inbox.NewMetrics(a.registry),
 		inbox.SLA{FirstResponse: c.FirstResponse, NextResponse: c.NextResponse, WarningBefore: c.WarningBefore}, a.bus)
 	inbox.NewHTTP(svc).RegisterRoutes(a.http)
 	a.pending = append(a.pending, a.consumerOptions(inbox.WebhookConsumerName, inbox.WebhookFilters, svc.HandleInbound, a.cfg.Consumer.Concurrency))

@@ -374,5 +374,17 @@ func TestInboxResponseDeadlines(t *testing.T) {
 		if th := thread("bob@example.org"); th["sla"] != nil {
 			t.Errorf("Bob's thread got a deadline: %v", th)
 		}
+		for _, c := range []struct {
+			labels []string
+			want   float64
+		}{
+			{[]string{"stage", "breach"}, 2},
+			{[]string{"stage", "warning", "kind", "first_response"}, 1},
+			{[]string{"stage", "warning", "kind", "next_response"}, 1},
+		} {
+			if got := counterValue(t, a, "inbox_sla_reached_total", c.labels...); got != c.want {
+				t.Errorf("inbox_sla_reached_total%v = %v, want %v", c.labels, got, c.want)
+			}
+		}
 	})
 }

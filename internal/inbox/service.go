@@ -19,7 +19,6 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/platform/fault"
 	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 //go:embed migrations/*.sql
@@ -59,8 +58,7 @@ type Service struct {
 	log      *slog.Logger
 	contacts Contacts
 	sent     Sent
-	// received counts inbound messages recorded, by channel.
-	received *prometheus.CounterVec
+	metrics  *Metrics
 	sla      SLA
 	timers   Timers
 	now      func() time.Time
@@ -71,11 +69,13 @@ type Timers interface {
 	ScheduleTimer(ctx context.Context, key string, at time.Time, data []byte) error
 }
 
-// NewService returns the inbox over db; received, when set, counts the
-// inbound messages recorded by channel. Response deadlines follow sla, on
-// durable timers.
-func NewService(db *store.DB, ob *outbox.Outbox, log *slog.Logger, contacts Contacts, sent Sent, received *prometheus.CounterVec, sla SLA, timers Timers) *Service {
-	return &Service{db: db, ob: ob, log: log, contacts: contacts, sent: sent, received: received, sla: sla, timers: timers, now: time.Now}
+// NewService returns the inbox over db, counting on metrics (NewMetrics(nil)
+// when nil). Response deadlines follow sla, on durable timers.
+func NewService(db *store.DB, ob *outbox.Outbox, log *slog.Logger, contacts Contacts, sent Sent, metrics *Metrics, sla SLA, timers Timers) *Service {
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	return &Service{db: db, ob: ob, log: log, contacts: contacts, sent: sent, metrics: metrics, sla: sla, timers: timers, now: time.Now}
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
@@ -175,8 +175,8 @@ func (s *Service) HandleInbound(ctx context.Context, env event.Envelope) error {
 	if err != nil {
 		return err
 	}
-	if recorded && s.received != nil {
-		s.received.WithLabelValues(d.Channel).Inc()
+	if recorded {
+		s.metrics.received.WithLabelValues(d.Channel).Inc()
 	}
 	s.arm(ctx, tenant, deadline)
 	return nil

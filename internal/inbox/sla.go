@@ -113,7 +113,9 @@ func (s *Service) reach(ctx context.Context, tenant, id string, stage int, due i
 	if subject == "" {
 		return bus.Permanent(fmt.Errorf("inbox timer: unknown stage %d", stage))
 	}
-	return s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+	var kind string
+	err := s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		kind = ""
 		t, err := scanThread(tx.QueryRowContext(ctx, `UPDATE inbox_threads SET sla_state = $3
 			WHERE tenant_id = $1 AND id = $2 AND response_due_at = $4 AND sla_state < $3 RETURNING `+threadColumns, tenant, id, stage, due))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -127,8 +129,13 @@ func (s *Service) reach(ctx context.Context, tenant, id string, stage int, due i
 		if err != nil {
 			return err
 		}
+		kind = t.responseKind
 		return emit(env)
 	})
+	if err == nil && kind != "" {
+		s.metrics.reached.WithLabelValues(map[int]string{slaWarned: "warning", slaBreached: "breach"}[stage], kind).Inc()
+	}
+	return err
 }
 
 // sweepGrace is how late a deadline's timer may be before the sweep acts
