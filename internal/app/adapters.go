@@ -18,6 +18,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/platform/tenant"
 	"github.com/alumoutreach/alumoutreach/internal/rule"
 	"github.com/alumoutreach/alumoutreach/internal/segments"
+	"github.com/alumoutreach/alumoutreach/internal/sequences"
 	"github.com/alumoutreach/alumoutreach/internal/templates"
 	"github.com/alumoutreach/alumoutreach/internal/templates/render"
 	"github.com/alumoutreach/alumoutreach/internal/workflows"
@@ -403,4 +404,26 @@ func (s inboxSent) MessageByExternalID(ctx context.Context, tenant, externalID s
 		return "", nil
 	}
 	return s.svc.MessageIDByExternalID(ctx, tenant, externalID)
+}
+
+// sequenceTemplates tells sequences a template's channel and status.
+type sequenceTemplates struct{ templates *templates.Service }
+
+func (q sequenceTemplates) Template(ctx context.Context, tenant, id string) (string, bool, error) {
+	t, err := campaignTemplates(q).Template(ctx, tenant, id)
+	if errors.Is(err, campaigns.ErrTemplateNotFound) {
+		return "", false, sequences.ErrTemplateNotFound
+	}
+	return t.Channel, t.Active, err
+}
+
+// sequenceContacts tells sequences whether a contact exists.
+type sequenceContacts struct{ svc *contacts.Service }
+
+func (c sequenceContacts) Exists(ctx context.Context, tenant, id string) (bool, error) {
+	ct, err := c.svc.Get(ctx, tenant, id)
+	if errors.Is(err, contacts.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil && !ct.Erased(), err
 }

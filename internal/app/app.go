@@ -37,6 +37,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/platform/tenant"
 	"github.com/alumoutreach/alumoutreach/internal/segments"
+	"github.com/alumoutreach/alumoutreach/internal/sequences"
 	"github.com/alumoutreach/alumoutreach/internal/templates"
 	"github.com/alumoutreach/alumoutreach/internal/webhooks"
 	"github.com/alumoutreach/alumoutreach/internal/workflows"
@@ -65,6 +66,7 @@ type App struct {
 	workflows        *workflows.Service
 	workflowSweeper  *workflows.Sweeper
 	inboxSweeper     *inbox.Sweeper
+	sequenceSweeper  *sequences.Sweeper
 	contacts         *contacts.Service
 	imports          *contacts.Importer
 	segments         *segments.Service
@@ -176,6 +178,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if cfg.ModuleEnabled("inbox") {
 		a.wireInbox()
 	}
+	if cfg.ModuleEnabled("sequences") {
+		a.wireSequences()
+	}
 	if cfg.ModuleEnabled("analytics") {
 		if err := a.wireAnalytics(ctx); err != nil {
 			return nil, err
@@ -205,6 +210,7 @@ func OpenDB(ctx context.Context, cfg config.Config) (*store.DB, error) {
 		webhooks.ModuleName:  webhooks.Migrations(),
 		workflows.ModuleName: workflows.Migrations(),
 		inbox.ModuleName:     inbox.Migrations(),
+		sequences.ModuleName: sequences.Migrations(),
 	} {
 		if err := db.Migrate(ctx, module, fsys); err != nil {
 			db.Close()
@@ -473,6 +479,17 @@ func (a *App) wireInbox() {
 	a.inboxSweeper = inbox.NewSweeper(svc, 10*time.Second)
 }
 
+// wireSequences runs the sequences API, their steps on durable timers and
+// their exit on reply.
+func (a *App) wireSequences() {
+	svc := sequences.NewService(a.db, a.outbox, a.log, sequenceTemplates{a.templates}, sequenceContacts{a.contacts}, a.bus)
+	sequences.NewHTTP(svc).RegisterRoutes(a.http)
+	a.pending = append(a.pending, a.consumerOptions(sequences.ReplyConsumerName, sequences.ReplySubjects, svc.HandleReply, a.cfg.Consumer.Concurrency))
+	a.timerOptions = append(a.timerOptions, bus.TimerConsumerOptions{Name: sequences.TimerConsumerName, KeyPrefix: sequences.TimerKeyPrefix,
+		Handler: svc.HandleTimer, Backoff: a.cfg.Consumer.Backoff})
+	a.sequenceSweeper = sequences.NewSweeper(svc, 10*time.Second)
+}
+
 // instanceID names this instance in leases, kept in the data directory:
 // after a crash the restarted process recognises the leases it held and
 // resumes at once, instead of waiting for them to expire. Instances never
@@ -587,6 +604,9 @@ func (a *App) Start(ctx context.Context) error {
 	if a.inboxSweeper != nil {
 		a.inboxSweeper.Start(ctx)
 	}
+	if a.sequenceSweeper != nil {
+		a.sequenceSweeper.Start(ctx)
+	}
 	if err := a.http.Start(ctx); err != nil {
 		return err
 	}
@@ -636,6 +656,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	if a.inboxSweeper != nil {
 		a.inboxSweeper.Stop()
+	}
+	if a.sequenceSweeper != nil {
+		a.sequenceSweeper.Stop()
 	}
 	for _, tc := range a.timerConsumers {
 		tc.Stop() // an unacknowledged timer fires again at the next start
