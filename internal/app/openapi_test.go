@@ -528,7 +528,54 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		probeCampaigns(t, check, base, key)
 		probeWorkflows(t, check, base, key, strings.TrimPrefix(ada, "/api/v1/contacts/"))
 		probeInbox(t, check, a, base, key, tenantID)
+		probeSequences(t, check, base, key, strings.TrimPrefix(ada, "/api/v1/contacts/"))
 	})
+}
+
+// probeSequences exercises every sequence route: create, lifecycle, an
+// enrollment through its manual-step and exit paths.
+func probeSequences(t *testing.T, check checkFunc, base, key, contactID string) {
+	do := func(op, path, body string, want int) []byte {
+		t.Helper()
+		method, _, _ := strings.Cut(op, " ")
+		status, h, raw := call(t, method, base+path, key, body)
+		check(t, op, status, h, raw)
+		if status != want {
+			t.Fatalf("%s %s %.300s: %d, want %d: %s", method, path, body, status, want, raw)
+		}
+		return raw
+	}
+	tpl := dataID(t, do("POST /api/v1/templates", "/api/v1/templates", `{"name": "Sequence intro", "channel": "email", "content": {
+		"subject": "Hello", "text": "Hello {{contact.firstName | default: \"friend\"}}", "from": "alumni@example.edu"}}`, 201))
+	do("POST /api/v1/templates/{id}/activate", "/api/v1/templates/"+tpl+"/activate", "", 200)
+	seq := dataID(t, do("POST /api/v1/sequences", "/api/v1/sequences", `{"name": "Probe", "ownerId": "agent-1", "steps": [
+		{"type": "call", "task": "Call them"}, {"type": "email", "templateId": "`+tpl+`", "delay": "30d"}]}`, 201))
+	path := "/api/v1/sequences/" + seq
+	do("POST /api/v1/sequences", "/api/v1/sequences", `{"name": "Probe 2", "steps": [{"type": "fax"}]}`, 400)
+	do("GET /api/v1/sequences", "/api/v1/sequences?limit=1", "", 200)
+	do("GET /api/v1/sequences/{id}", path, "", 200)
+	do("GET /api/v1/sequences/{id}", "/api/v1/sequences/no-such-sequence", "", 404)
+	do("POST /api/v1/sequences/{id}/enrollments", path+"/enrollments", `{"contactId": "`+contactID+`"}`, 409)
+	do("POST /api/v1/sequences/{id}/activate", path+"/activate", "", 200)
+	do("POST /api/v1/sequences/{id}/activate", path+"/activate", "", 409)
+	enr := dataID(t, do("POST /api/v1/sequences/{id}/enrollments", path+"/enrollments", `{"contactId": "`+contactID+`", "enrolledBy": "agent-1"}`, 201))
+	do("POST /api/v1/sequences/{id}/enrollments", path+"/enrollments", `{"contactId": ""}`, 400)
+	epath := "/api/v1/sequence-enrollments/" + enr
+	var last []byte
+	bustest.Eventually(t, 10*time.Second, "the enrollment at its call", func() bool {
+		_, _, last = call(t, "GET", base+epath, key, "")
+		return strings.Contains(string(last), `"status":"waiting"`)
+	})
+	t.Logf("enrollment %s", last)
+	do("GET /api/v1/sequence-enrollments", "/api/v1/sequence-enrollments?sequenceId="+seq+"&status=waiting", "", 200)
+	do("GET /api/v1/sequence-enrollments", "/api/v1/sequence-enrollments?status=lost", "", 400)
+	do("GET /api/v1/sequence-enrollments/{id}", epath, "", 200)
+	do("GET /api/v1/sequence-enrollments/{id}", "/api/v1/sequence-enrollments/no-such-enrollment", "", 404)
+	do("POST /api/v1/sequence-enrollments/{id}/complete-step", epath+"/complete-step", `{"completedBy": "agent-1"}`, 200)
+	do("POST /api/v1/sequence-enrollments/{id}/complete-step", epath+"/complete-step", `{}`, 409)
+	do("POST /api/v1/sequence-enrollments/{id}/exit", epath+"/exit", "", 200)
+	do("POST /api/v1/sequence-enrollments/{id}/exit", epath+"/exit", "", 409)
+	do("POST /api/v1/sequences/{id}/pause", path+"/pause", "", 200)
 }
 
 // probeInbox threads an inbound email (its webhook event emitted as the

@@ -79,11 +79,23 @@ func (s *Service) startDeadline(ctx context.Context, tx *sql.Tx, tenant string, 
 // arm puts a committed deadline on durable timers. A timer that cannot be
 // armed is left to the sweep, which finds the deadline in the table.
 func (s *Service) arm(ctx context.Context, tenant string, a *armed) {
-	if a == nil || s.timers == nil {
+	if a == nil {
 		return
 	}
-	for stage, at := range map[int]time.Time{slaWarned: a.warn, slaBreached: a.due} {
+	for _, stage := range []int{slaWarned, slaBreached} {
+		at := map[int]time.Time{slaWarned: a.warn, slaBreached: a.due}[stage]
 		if at.IsZero() {
+			continue
+		}
+		if !at.After(s.clock()) {
+			// Already past (the message reached us late): reach it now
+			// rather than through a timer set in the past.
+			if err := s.reach(ctx, tenant, a.thread, stage, a.due.UnixMilli()); err != nil {
+				s.log.WarnContext(ctx, "could not reach a past response deadline; the sweep will", "tenant", tenant, "thread", a.thread, "err", err)
+			}
+			continue
+		}
+		if s.timers == nil {
 			continue
 		}
 		data, _ := json.Marshal(timerData{Tenant: tenant, Thread: a.thread, Stage: stage, Due: a.due.UnixMilli()})

@@ -75,9 +75,17 @@ type timerData struct {
 }
 
 // arm puts committed steps on durable timers; one that cannot be armed is
-// left to the sweep.
+// left to the sweep. A step already due runs at once instead: a timer set
+// in the past fires only when the server's scheduler next looks, which was
+// measured to take seconds at times.
 func (s *Service) arm(ctx context.Context, ds ...due) {
 	for _, d := range ds {
+		if !d.at.After(s.clock()) {
+			if _, err := s.advance(ctx, d.tenant, d.enrollment, d.step, EnrollmentActive, ""); err != nil && !errors.Is(err, errStale) {
+				s.log.WarnContext(ctx, "could not run a sequence step now; the sweep will run it", "tenant", d.tenant, "enrollment", d.enrollment, "err", err)
+			}
+			continue
+		}
 		if s.timers == nil {
 			return
 		}
