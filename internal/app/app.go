@@ -34,6 +34,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/platform/httpapi"
 	"github.com/alumoutreach/alumoutreach/internal/platform/idempotency"
 	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
+	"github.com/alumoutreach/alumoutreach/internal/platform/periodic"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/platform/tenant"
 	"github.com/alumoutreach/alumoutreach/internal/segments"
@@ -65,8 +66,8 @@ type App struct {
 	timerConsumers   []*bus.TimerConsumer
 	workflows        *workflows.Service
 	workflowSweeper  *workflows.Sweeper
-	inboxSweeper     *inbox.Sweeper
-	sequenceSweeper  *sequences.Sweeper
+	inboxSweeper     *periodic.Task
+	sequenceSweeper  *periodic.Task
 	contacts         *contacts.Service
 	imports          *contacts.Importer
 	segments         *segments.Service
@@ -476,7 +477,7 @@ func (a *App) wireInbox() {
 	a.pending = append(a.pending, a.consumerOptions(inbox.WebhookConsumerName, inbox.WebhookFilters, svc.HandleInbound, a.cfg.Consumer.Concurrency))
 	a.timerOptions = append(a.timerOptions, bus.TimerConsumerOptions{Name: inbox.TimerConsumerName, KeyPrefix: inbox.TimerKeyPrefix,
 		Handler: svc.HandleTimer, Backoff: a.cfg.Consumer.Backoff})
-	a.inboxSweeper = inbox.NewSweeper(svc, 10*time.Second)
+	a.inboxSweeper = periodic.New(10*time.Second, svc.SweepNow)
 }
 
 // wireSequences runs the sequences API, their steps on durable timers and
@@ -487,7 +488,7 @@ func (a *App) wireSequences() {
 	a.pending = append(a.pending, a.consumerOptions(sequences.ReplyConsumerName, sequences.ReplySubjects, svc.HandleReply, a.cfg.Consumer.Concurrency))
 	a.timerOptions = append(a.timerOptions, bus.TimerConsumerOptions{Name: sequences.TimerConsumerName, KeyPrefix: sequences.TimerKeyPrefix,
 		Handler: svc.HandleTimer, Backoff: a.cfg.Consumer.Backoff})
-	a.sequenceSweeper = sequences.NewSweeper(svc, 10*time.Second)
+	a.sequenceSweeper = periodic.New(10*time.Second, svc.SweepNow)
 }
 
 // instanceID names this instance in leases, kept in the data directory:

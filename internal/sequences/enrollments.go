@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/event"
@@ -504,42 +503,11 @@ func (s *Service) Sweep(ctx context.Context, limit int) (int, error) {
 	return ran, nil
 }
 
-// Sweeper runs Sweep periodically until Stop.
-type Sweeper struct {
-	svc    *Service
-	every  time.Duration
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-}
-
-// NewSweeper returns a sweeper of svc's steps every period.
-func NewSweeper(svc *Service, every time.Duration) *Sweeper { return &Sweeper{svc: svc, every: every} }
-
-// Start runs the sweep in the background.
-func (w *Sweeper) Start(ctx context.Context) {
-	ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	w.wg.Go(func() {
-		t := time.NewTicker(w.every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if n, err := w.svc.Sweep(ctx, 500); err != nil && ctx.Err() == nil {
-				w.svc.log.WarnContext(ctx, "sweep sequence steps", "err", err)
-			} else if n > 0 {
-				w.svc.log.InfoContext(ctx, "sequence steps run by the sweep (late timers, or a sequence active again)", "steps", n)
-			}
-		}
-	})
-}
-
-// Stop ends the sweep and waits for it.
-func (w *Sweeper) Stop() {
-	if w.cancel != nil {
-		w.cancel()
+// SweepNow runs one sweep and logs what it did: the periodic task's body.
+func (s *Service) SweepNow(ctx context.Context) {
+	if n, err := s.Sweep(ctx, 500); err != nil && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "sweep sequence steps", "err", err)
+	} else if n > 0 {
+		s.log.InfoContext(ctx, "sequence steps run by the sweep (late timers, or a sequence active again)", "steps", n)
 	}
-	w.wg.Wait()
 }
