@@ -485,7 +485,9 @@ func (a *App) wireInbox() {
 func (a *App) wireSequences() {
 	svc := sequences.NewService(a.db, a.outbox, a.log, sequenceTemplates{a.templates}, sequenceContacts{a.contacts}, a.bus)
 	sequences.NewHTTP(svc).RegisterRoutes(a.http)
-	a.pending = append(a.pending, a.consumerOptions(sequences.ReplyConsumerName, sequences.ReplySubjects, svc.HandleReply, a.cfg.Consumer.Concurrency))
+	a.pending = append(a.pending,
+		a.consumerOptions(sequences.ReplyConsumerName, sequences.ReplySubjects, svc.HandleReply, a.cfg.Consumer.Concurrency),
+		a.consumerOptions(sequences.StopConsumerName, sequences.StopSubjects, svc.HandleStop, a.cfg.Consumer.Concurrency))
 	a.timerOptions = append(a.timerOptions, bus.TimerConsumerOptions{Name: sequences.TimerConsumerName, KeyPrefix: sequences.TimerKeyPrefix,
 		Handler: svc.HandleTimer, Backoff: a.cfg.Consumer.Backoff})
 	a.sequenceSweeper = periodic.New(10*time.Second, svc.SweepNow)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus/bustest"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store/storetest"
@@ -182,4 +183,58 @@ func TestSequenceRefusesBadDefinitions(t *testing.T) {
 	if _, doc := c.do("GET", "/api/v1/sequences", ""); len(doc["data"].([]any)) != 0 {
 		t.Errorf("refused sequences were stored: %v", doc)
 	}
+}
+
+// An opt-out on a channel the sequence sends on, and a hard bounce of one
+// of its messages, end the enrollment; a soft bounce or an opt-out on
+// another channel do not.
+func TestSequenceStopsOnOptOutAndHardBounce(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		a := startApp(t, testConfig(t, db.URL()))
+		c, _ := twoTenants(t, a)
+		tenant := mustTenant(t, a, c.key)
+		tpl := emailTemplate(t, c, "Intro")
+		_, doc := c.do("POST", "/api/v1/sequences", fmt.Sprintf(`{"name": "Stops", "steps": [
+			{"type": "email", "templateId": %q}, {"type": "task", "task": "Write a card", "delay": "30d"}]}`, tpl))
+		seq := dataOf(doc)["id"].(string)
+		c.do("POST", "/api/v1/sequences/"+seq+"/activate", "")
+		enrolled := map[string]string{}
+		for i, who := range []string{"ada", "bob", "cy", "dee"} {
+			contact := newContact(t, c, who+"@example.org", fmt.Sprintf(`, "phone": "+44770090012%d"`, i))
+			_, doc := c.do("POST", "/api/v1/sequences/"+seq+"/enrollments", `{"contactId": "`+contact+`"}`)
+			enrolled[who] = dataOf(doc)["id"].(string)
+			enrolled[who+"Contact"] = contact
+		}
+		// Ada unsubscribes from email; Dee from SMS, which this sequence
+		// does not send on.
+		for who, ch := range map[string]string{"ada": "email", "dee": "sms"} {
+			if status, doc := c.do("PUT", "/api/v1/contacts/"+enrolled[who+"Contact"]+"/consent/"+ch,
+				`{"granted": false, "source": "unsubscribe_link"}`); status != 200 {
+				t.Fatalf("revoke: %d %v", status, doc)
+			}
+		}
+		// Bob's message bounces hard, Cy's softly.
+		for who, kind := range map[string]string{"bob": "hard", "cy": "soft"} {
+			emit(t, a, event.PipelineMessageBounced, tenant, event.MessageData{MessageID: event.NewID(), Channel: "email",
+				ContactID: enrolled[who+"Contact"], RecipientAddress: who + "@example.org", SourceType: event.MessageSourceSequence,
+				SourceID: seq, RunID: enrolled[who], BounceType: kind})
+		}
+		bustest.Eventually(t, 15*time.Second, "Ada and Bob stopped", func() bool {
+			return enrollment(t, c, enrolled["ada"])["exitReason"] == "unsubscribed" && enrollment(t, c, enrolled["bob"])["exitReason"] == "bounced"
+		})
+		// All four events handled (acknowledged) by the consumer, so the
+		// two that must change nothing had their chance to.
+		bustest.Eventually(t, 10*time.Second, "the four events handled", func() bool {
+			return counterValue(t, a, "events_acked_total", "consumer", "SEQUENCES_STOP_CONSUMER") == 4
+		})
+		bustest.Eventually(t, 10*time.Second, "two exits counted", func() bool {
+			return total(t, c, "subject=sequence.enrollment.exited") == 2
+		})
+		for _, who := range []string{"cy", "dee"} {
+			if e := enrollment(t, c, enrolled[who]); e["status"] == "exited" {
+				t.Errorf("%s's enrollment ended: %v", who, e)
+			}
+		}
+	})
 }

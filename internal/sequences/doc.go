@@ -21,7 +21,11 @@
 //
 // Consumes: inbox.message.received (SEQUENCES_REPLY_CONSUMER): the
 // contact's enrollments in sequences that exit on reply end with
-// sequence.enrollment.replied and sequence.enrollment.exited (replied).
+// sequence.enrollment.replied and sequence.enrollment.exited (replied);
+// pipeline.message.bounced and contact.consent.revoked
+// (SEQUENCES_STOP_CONSUMER): a hard bounce ends its enrollment (bounced),
+// an opt-out the enrollments in sequences sending on that channel
+// (unsubscribed).
 //
 // Publishes (source "sequences-service"): sequence.created, activated,
 // paused; sequence.enrollment.created, completed, replied, exited;

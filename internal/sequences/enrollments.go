@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,14 @@ const (
 
 // ReplySubjects is SEQUENCES_REPLY_CONSUMER's filter.
 var ReplySubjects = []string{event.InboxMessageReceived}
+
+// StopConsumerName is the durable consumer of the events that end
+// enrollments besides replies.
+const StopConsumerName = "SEQUENCES_STOP_CONSUMER"
+
+// StopSubjects is SEQUENCES_STOP_CONSUMER's filter: hard bounces and
+// opt-outs.
+var StopSubjects = []string{event.PipelineMessageBounced, event.ContactConsentRevoked}
 
 const enrollmentColumns = `id, sequence_id, contact_id, status, step, due_at, enrolled_by, exit_reason, created_at, updated_at, ended_at`
 
@@ -418,19 +427,57 @@ func (s *Service) HandleReply(ctx context.Context, env event.Envelope) error {
 	if d.ContactID == "" {
 		return nil // a sender who is no contact is in no sequence
 	}
+	return s.exitWhere(ctx, env.TenantID, event.SequenceExitReplied, &d, func(e *Enrollment, q *Sequence) bool {
+		return e.ContactID == d.ContactID && q.ExitOnReply
+	}, `e.contact_id = $2`, d.ContactID)
+}
+
+// HandleStop is SEQUENCES_STOP_CONSUMER's handler: a hard bounce of a
+// sequence's message ends its enrollment (bounced), and a contact's opt-out
+// on a channel ends their enrollments in sequences that send on it
+// (unsubscribed). The pipeline would block those sends anyway; ending the
+// enrollment says so, and stops its manual steps too.
+func (s *Service) HandleStop(ctx context.Context, env event.Envelope) error {
+	switch env.Type {
+	case event.PipelineMessageBounced:
+		d, err := event.DecodeData[event.MessageData](env)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		if d.SourceType != event.MessageSourceSequence || d.BounceType != event.BounceHard || d.RunID == "" {
+			return nil
+		}
+		return s.exitWhere(ctx, env.TenantID, event.SequenceExitBounced, nil, func(*Enrollment, *Sequence) bool { return true },
+			`e.id = $2`, d.RunID)
+	case event.ContactConsentRevoked:
+		d, err := event.DecodeData[event.ContactConsentData](env)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		return s.exitWhere(ctx, env.TenantID, event.SequenceExitUnsubscribed, nil, func(_ *Enrollment, q *Sequence) bool {
+			return slices.ContainsFunc(q.Steps, func(st Step) bool { return st.Type == d.Channel })
+		}, `e.contact_id = $2`, d.ContactID)
+	}
+	return nil
+}
+
+// exitWhere ends, with reason, the tenant's active or waiting enrollments
+// matching cond (a condition on e with the one parameter $2) that keep
+// says to end, in one transaction with their events.
+func (s *Service) exitWhere(ctx context.Context, tenant, reason string, reply *event.InboxMessageData,
+	keep func(*Enrollment, *Sequence) bool, cond string, arg any) error {
 	return s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
 		rows, err := tx.QueryContext(ctx, `SELECT `+prefixed("e.", enrollmentColumns)+` FROM sequence_enrollments e
-			JOIN sequences q ON q.tenant_id = e.tenant_id AND q.id = e.sequence_id
-			WHERE e.tenant_id = $1 AND e.contact_id = $2 AND e.status IN ('active', 'waiting') AND q.exit_on_reply = 1`, env.TenantID, d.ContactID)
+			WHERE e.tenant_id = $1 AND `+cond+` AND e.status IN ('active', 'waiting')`, tenant, arg)
 		if err != nil {
-			return fmt.Errorf("find the contact's enrollments: %w", err)
+			return fmt.Errorf("find enrollments to end: %w", err)
 		}
 		var list []*Enrollment
 		for rows.Next() {
 			e, err := scanEnrollment(rows)
 			if err != nil {
 				rows.Close()
-				return fmt.Errorf("find the contact's enrollments: %w", err)
+				return fmt.Errorf("find enrollments to end: %w", err)
 			}
 			list = append(list, e)
 		}
@@ -440,7 +487,14 @@ func (s *Service) HandleReply(ctx context.Context, env event.Envelope) error {
 		}
 		var envs []event.Envelope
 		for _, e := range list {
-			more, err := s.exit(ctx, tx, env.TenantID, e, event.SequenceExitReplied, &d)
+			q, err := s.get(ctx, tx, tenant, e.SequenceID)
+			if err != nil {
+				return err
+			}
+			if !keep(e, q) {
+				continue
+			}
+			more, err := s.exit(ctx, tx, tenant, e, reason, reply)
 			if err != nil {
 				return err
 			}
