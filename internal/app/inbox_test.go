@@ -185,7 +185,10 @@ func TestInboxThreadsInboundMessages(t *testing.T) {
 			got := false
 			for _, it := range sb["data"].([]any) {
 				x := it.(map[string]any)
-				got = got || x["messageId"] == reply && x["subject"] == "Re: Reunion" && x["text"] == "Of course, bring them along!"
+				headers, _ := x["headers"].(map[string]any)
+				// Threaded after Ada's latest email in her mail client.
+				got = got || x["messageId"] == reply && x["subject"] == "Re: Reunion" && x["text"] == "Of course, bring them along!" &&
+					headers["In-Reply-To"] == "<reply-2@example.org>" && headers["References"] == "<reply-2@example.org>"
 			}
 			return dataOf(m)["status"] == "delivered" && dataOf(m)["sourceType"] == "inbox" && got
 		})

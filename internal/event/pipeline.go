@@ -131,6 +131,11 @@ type MessageData struct {
 	// the inbox), sent as is instead of a template, on queued; Subject is
 	// then its email subject. Added to the specification's payload.
 	Text string `json:"text,omitempty"`
+	// ReplyToMessageID is the Message-ID (without angle brackets) of the
+	// contact's email a hand-written email answers: it goes out as
+	// In-Reply-To and References, so the contact's mail client threads it.
+	// On queued, with Text.
+	ReplyToMessageID string `json:"replyToMessageId,omitempty"`
 	// SendAfter is when a held message goes out (the end of the
 	// recipient's quiet hours), on held. Added to the specification's
 	// payload (additive).

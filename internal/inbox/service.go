@@ -468,11 +468,18 @@ func (s *Service) Reply(ctx context.Context, tenant, id string, in ReplyInput) (
 					"the contact last wrote more than 24 hours ago: WhatsApp accepts only approved templates now (POST /api/v1/messages with a template)")
 			}
 		}
-		subject := ""
+		subject, answers := "", ""
 		if t.Channel == event.ChannelEmail {
 			subject = in.Subject
 			if subject == "" {
 				subject = replySubject(t.Subject)
+			}
+			// The contact's latest email, which the reply answers in their
+			// mail client's threading.
+			err := tx.QueryRowContext(ctx, `SELECT external_id FROM inbox_messages WHERE tenant_id = $1 AND thread_id = $2 AND direction = $3
+				ORDER BY received_at DESC, id DESC LIMIT 1`, tenant, id, Inbound).Scan(&answers)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("read the message replied to: %w", err)
 			}
 		}
 		m := Message{ID: event.NewID(), ThreadID: id, Direction: Outbound, Channel: t.Channel, Provider: "pipeline",
@@ -506,7 +513,7 @@ func (s *Service) Reply(ctx context.Context, tenant, id string, in ReplyInput) (
 		}
 		if envs, err = appendEvent(ctx, envs, event.PipelineMessageQueued, tenant, event.MessageData{MessageID: m.ID, Channel: m.Channel,
 			ContactID: t.ContactID, RecipientAddress: t.Address, SourceType: event.MessageSourceInbox, SourceID: id, Step: m.ID,
-			Subject: subject, Text: in.Text}); err != nil {
+			Subject: subject, Text: in.Text, ReplyToMessageID: answers}); err != nil {
 			return err
 		}
 		out = &m

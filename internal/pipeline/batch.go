@@ -152,6 +152,10 @@ func (s *Service) prepareWritten(j *job) error {
 		return nil
 	}
 	j.msg = s.outgoing(j.tenant, m, Content{Subject: m.Subject, Text: m.body, Body: m.body}, "")
+	if m.Channel == event.ChannelEmail && m.inReplyTo != "" {
+		ref := "<" + m.inReplyTo + ">"
+		j.msg.Headers = map[string]string{"In-Reply-To": ref, "References": ref}
+	}
 	return nil
 }
 

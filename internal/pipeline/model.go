@@ -52,8 +52,10 @@ type Message struct {
 	runID      string
 	sender     Sender
 	// body is the text of a message written by hand, sent instead of a
-	// template (TemplateID empty).
-	body string
+	// template (TemplateID empty); inReplyTo the Message-ID of the email it
+	// answers.
+	body      string
+	inReplyTo string
 }
 
 // handWritten reports whether m is sent as written (an agent's reply)

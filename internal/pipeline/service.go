@@ -229,7 +229,7 @@ func (s *Service) Handle(ctx context.Context, env event.Envelope) error {
 	now := s.clock()
 	m := &Message{ID: d.MessageID, SourceType: d.SourceType, SourceID: d.SourceID, Step: d.Step, ContactID: d.ContactID, Channel: d.Channel,
 		TemplateID: d.TemplateID, TemplateVersion: d.TemplateVersion, Recipient: d.RecipientAddress, Status: StatusQueued,
-		CreatedAt: now, UpdatedAt: now, sourceName: d.SourceName, runID: d.RunID, Subject: d.Subject, body: d.Text,
+		CreatedAt: now, UpdatedAt: now, sourceName: d.SourceName, runID: d.RunID, Subject: d.Subject, body: d.Text, inReplyTo: d.ReplyToMessageID,
 		sender: Sender{From: d.From, FromName: d.FromName, ReplyTo: d.ReplyTo}}
 	// Campaigns and workflows queue by event alone: the claim makes the
 	// row, once, whatever the number of deliveries.

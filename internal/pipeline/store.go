@@ -46,7 +46,7 @@ type querier interface {
 }
 
 const messageColumns = `id, source_type, source_id, step, contact_id, channel, template_id, template_version, campaign_name, run_id,
-	recipient, subject, status, attempts, provider, external_id, error_code, error, created_at, updated_at, sent_at, send_after, sender, body`
+	recipient, subject, status, attempts, provider, external_id, error_code, error, created_at, updated_at, sent_at, send_after, sender, body, in_reply_to`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -59,7 +59,7 @@ func scanMessage(r scanner) (*Message, error) {
 	)
 	if err := r.Scan(&m.ID, &m.SourceType, &m.SourceID, &m.Step, &m.ContactID, &m.Channel, &m.TemplateID, &m.TemplateVersion,
 		&m.sourceName, &m.runID, &m.Recipient, &m.Subject, &m.Status, &m.Attempts, &m.Provider, &m.ExternalID, &m.ErrorCode,
-		&m.Error, &created, &updated, &sent, &after, &sender, &m.body); err != nil {
+		&m.Error, &created, &updated, &sent, &after, &sender, &m.body, &m.inReplyTo); err != nil {
 		return nil, err
 	}
 	if sender != "" {
@@ -97,12 +97,12 @@ func insertQueued(ctx context.Context, kind store.Kind, q querier, tenant string
 func insertMessage(ctx context.Context, q querier, tenant string, m *Message) (bool, error) {
 	res, err := q.ExecContext(ctx, `INSERT INTO messages (tenant_id, id, source_type, source_id, step, contact_id, channel,
 		template_id, template_version, campaign_name, run_id, recipient, subject, status, attempts, error_code, error,
-		created_at, updated_at, send_after, sender, body)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+		created_at, updated_at, send_after, sender, body, in_reply_to)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
 		ON CONFLICT DO NOTHING`,
 		tenant, m.ID, m.SourceType, m.SourceID, m.Step, m.ContactID, m.Channel, m.TemplateID, m.TemplateVersion,
 		m.sourceName, m.runID, m.Recipient, m.Subject, m.Status, m.Attempts, m.ErrorCode, m.Error,
-		m.CreatedAt.UnixMilli(), m.UpdatedAt.UnixMilli(), unixMilliOrNil(m.SendAfter), senderJSON(m.sender), m.body)
+		m.CreatedAt.UnixMilli(), m.UpdatedAt.UnixMilli(), unixMilliOrNil(m.SendAfter), senderJSON(m.sender), m.body, m.inReplyTo)
 	if err != nil {
 		return false, fmt.Errorf("insert message: %w", err)
 	}
