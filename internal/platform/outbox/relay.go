@@ -275,7 +275,10 @@ func (l *pgLeader) session(ctx context.Context) error {
 	defer conn.Close(context.WithoutCancel(ctx))
 	for {
 		var got bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, relayLockKey).Scan(&got); err != nil {
+		// Advisory locks are per database; the schema in the key keeps
+		// installations that share a database in separate schemas (and
+		// the tests, which do) from waiting on each other's relay.
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext(current_schema()))`, relayLockKey).Scan(&got); err != nil {
 			return err
 		}
 		if got {
