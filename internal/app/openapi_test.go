@@ -561,12 +561,10 @@ func probeSequences(t *testing.T, check checkFunc, base, key, contactID string) 
 	enr := dataID(t, do("POST /api/v1/sequences/{id}/enrollments", path+"/enrollments", `{"contactId": "`+contactID+`", "enrolledBy": "agent-1"}`, 201))
 	do("POST /api/v1/sequences/{id}/enrollments", path+"/enrollments", `{"contactId": ""}`, 400)
 	epath := "/api/v1/sequence-enrollments/" + enr
-	var last []byte
 	bustest.Eventually(t, 10*time.Second, "the enrollment at its call", func() bool {
-		_, _, last = call(t, "GET", base+epath, key, "")
-		return strings.Contains(string(last), `"status":"waiting"`)
+		_, _, raw := call(t, "GET", base+epath, key, "")
+		return strings.Contains(string(raw), `"status":"waiting"`)
 	})
-	t.Logf("enrollment %s", last)
 	do("GET /api/v1/sequence-enrollments", "/api/v1/sequence-enrollments?sequenceId="+seq+"&status=waiting", "", 200)
 	do("GET /api/v1/sequence-enrollments", "/api/v1/sequence-enrollments?status=lost", "", 400)
 	do("GET /api/v1/sequence-enrollments/{id}", epath, "", 200)

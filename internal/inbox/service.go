@@ -379,10 +379,11 @@ const maxAssigneeLen = 200
 // inbox.thread.assigned with the previous assignee and by, who made the
 // change; a thread already with that assignee is returned unchanged.
 func (s *Service) Assign(ctx context.Context, tenant, id, assignee, by string) (*Thread, error) {
-	for field, v := range map[string]string{"assigneeId": assignee, "assignedBy": by} {
-		if err := checkAgentID(field, v); err != nil {
-			return nil, err
-		}
+	if err := checkAgentID("assigneeId", assignee); err != nil {
+		return nil, err
+	}
+	if err := checkAgentID("assignedBy", by); err != nil {
+		return nil, err
 	}
 	return s.change(ctx, tenant, id, func(tx *sql.Tx, t *Thread, now time.Time) (*event.Envelope, error) {
 		if t.AssigneeID == assignee {

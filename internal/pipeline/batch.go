@@ -132,8 +132,7 @@ func (s *Service) prepare(ctx context.Context, j *job) error {
 	case err != nil:
 		return fmt.Errorf("render: %w", err)
 	}
-	if _, ok := s.Providers[m.Channel]; !ok {
-		j.block = &blockReason{StatusFailed, "no_provider", "no provider is configured for " + m.Channel}
+	if !s.providerFor(j) {
 		return nil
 	}
 	m.TemplateVersion, m.Subject = content.Version, content.Subject
@@ -147,8 +146,7 @@ func (s *Service) prepare(ctx context.Context, j *job) error {
 // header.
 func (s *Service) prepareWritten(j *job) error {
 	m := j.m
-	if _, ok := s.Providers[m.Channel]; !ok {
-		j.block = &blockReason{StatusFailed, "no_provider", "no provider is configured for " + m.Channel}
+	if !s.providerFor(j) {
 		return nil
 	}
 	j.msg = s.outgoing(j.tenant, m, Content{Subject: m.Subject, Text: m.body, Body: m.body}, "")
@@ -157,6 +155,16 @@ func (s *Service) prepareWritten(j *job) error {
 		j.msg.Headers = map[string]string{"In-Reply-To": ref, "References": ref}
 	}
 	return nil
+}
+
+// providerFor reports whether a provider serves j's channel, failing j
+// (no_provider) when none does.
+func (s *Service) providerFor(j *job) bool {
+	if _, ok := s.Providers[j.m.Channel]; !ok {
+		j.block = &blockReason{StatusFailed, "no_provider", "no provider is configured for " + j.m.Channel}
+		return false
+	}
+	return true
 }
 
 // claimBatch is the first transaction of a batch. A message seen for the

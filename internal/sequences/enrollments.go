@@ -95,7 +95,7 @@ func (s *Service) arm(ctx context.Context, ds ...due) {
 			continue
 		}
 		if s.timers == nil {
-			return
+			continue // the sweep runs it
 		}
 		data, _ := json.Marshal(timerData{Tenant: d.tenant, Enrollment: d.enrollment, Step: d.step})
 		if err := s.timers.ScheduleTimer(ctx, TimerKeyPrefix+d.tenant+"."+d.enrollment, d.at, data); err != nil {
