@@ -23,8 +23,11 @@ func Migrations() fs.FS {
 	return sub
 }
 
-// notifyChannel is the PostgreSQL channel that wakes relays of other instances.
-const notifyChannel = "alum_outbox"
+// notifyChannelSQL names the PostgreSQL channel that wakes the relay of
+// another instance: one per schema, so installations sharing a database
+// in separate schemas (and the parallel tests) do not wake each other's
+// relays on every commit. md5 keeps it within the 63-byte name limit.
+const notifyChannelSQL = `'alum_outbox_' || left(md5(current_schema()), 16)`
 
 // Outbox writes events in the caller's transaction.
 type Outbox struct {
@@ -90,7 +93,7 @@ func (o *Outbox) Write(ctx context.Context, tx *sql.Tx, envs ...event.Envelope) 
 		}
 	}
 	if o.db.Kind() == store.Postgres {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_notify('`+notifyChannel+`', '')`); err != nil {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_notify(`+notifyChannelSQL+`, '')`); err != nil {
 			return fmt.Errorf("notify outbox relay: %w", err)
 		}
 	}

@@ -466,3 +466,31 @@ func TestPublishedRowsArePrunedAfterRetention(t *testing.T) {
 		}
 	})
 }
+
+// On PostgreSQL a commit made by another instance (another Outbox on the
+// same schema) wakes the leading relay through NOTIFY on the schema's own
+// channel, with no polling; a commit in another schema does not.
+func TestCommitOfAnotherInstanceWakesTheRelay(t *testing.T) {
+	t.Parallel()
+	url := storetest.URL(t, store.Postgres)
+	db := openDB(t, url)
+	b := bustest.Open(t, "")
+	relay := startRelay(t, outbox.New(db, 0), b, outbox.RelayOptions{SafetyPoll: time.Hour})
+	ctx := context.Background()
+	bustest.Eventually(t, 10*time.Second, "the relay leading", func() bool {
+		// Leadership is taken within a moment of starting; until then a
+		// commit's wake-up finds a relay that does not publish yet.
+		n, err := relay.Pending(ctx)
+		return err == nil && n == 0
+	})
+	time.Sleep(500 * time.Millisecond)
+	other := outbox.New(openDB(t, url), 0) // the other instance
+	env, err := createThing(ctx, other, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bustest.Eventually(t, 10*time.Second, "the other instance's event published", func() bool {
+		ids := streamIDs(t, b)
+		return len(ids) == 1 && ids[0] == env.ID
+	})
+}

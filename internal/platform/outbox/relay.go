@@ -290,7 +290,11 @@ func (l *pgLeader) session(ctx context.Context) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	if _, err := conn.Exec(ctx, `LISTEN `+notifyChannel); err != nil {
+	var channel string
+	if err := conn.QueryRow(ctx, `SELECT `+notifyChannelSQL).Scan(&channel); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return err
 	}
 	l.set(true)
