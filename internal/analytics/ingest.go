@@ -2,12 +2,11 @@ package analytics
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/platform/groupcommit"
 )
 
 // ConsumerName is the durable JetStream consumer, unfiltered, whose
@@ -20,7 +19,7 @@ const DefaultMaxBatch = 1000
 
 // ErrNotRunning is returned by Handle when Ingest is not started or is
 // stopping. It is transient: the runner redelivers the event later.
-var ErrNotRunning = errors.New("analytics ingest is not running")
+var ErrNotRunning = groupcommit.ErrStopped
 
 // fallbackGiveUp is how many single-event retries in a row may fail before
 // a failed batch is treated as a database problem rather than one bad event.
@@ -32,30 +31,16 @@ type IngestOptions struct {
 	MaxBatch int
 }
 
-// Ingest stores every event the bus delivers, committing them in groups: a
-// handler enqueues its event and waits for the transaction that contains
-// it. One writer goroutine takes whatever is queued (up to MaxBatch), writes
-// it in one transaction and wakes the waiters, then takes what queued
-// meanwhile. There is no timer: at a low rate each event costs one
-// transaction of its own, at a high rate the batches grow by themselves, and
-// the per-transaction cost is paid once per batch instead of once per event.
+// Ingest stores every event the bus delivers, committing them in groups
+// (internal/platform/groupcommit): a handler enqueues its event and waits
+// for the transaction that contains it. There is no timer: at a low rate
+// each event costs one transaction of its own, at a high rate the batches
+// grow by themselves, and the per-transaction cost is paid once per batch
+// instead of once per event.
 type Ingest struct {
-	st       Store
-	log      *slog.Logger
-	maxBatch int
-
-	wake chan struct{} // buffered 1: "the queue is not empty"
-
-	mu      sync.Mutex
-	queue   []*waiter
-	running bool
-	stop    chan struct{}
-	done    chan struct{}
-}
-
-type waiter struct {
-	ev   Event
-	done chan error // buffered 1, so the writer never blocks on a gone handler
+	st      Store
+	log     *slog.Logger
+	batcher *groupcommit.Batcher[Event]
 }
 
 // NewIngest returns an Ingest writing to st. Call Start before the bus
@@ -67,45 +52,25 @@ func NewIngest(st Store, logger *slog.Logger, opts IngestOptions) *Ingest {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
-	return &Ingest{
-		st:       st,
-		log:      logger.With("module", ModuleName, "consumer", ConsumerName),
-		maxBatch: opts.MaxBatch,
-		wake:     make(chan struct{}, 1),
-	}
+	i := &Ingest{st: st, log: logger.With("module", ModuleName, "consumer", ConsumerName)}
+	i.batcher = groupcommit.New(opts.MaxBatch, i.commit)
+	return i
 }
 
 // Start runs the writer until Stop is called or ctx ends. Writes use ctx,
 // so cancelling it abandons the batch in flight (its handlers get the
 // error and their events are redelivered).
 func (i *Ingest) Start(ctx context.Context) error {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.running {
-		return errors.New("analytics ingest already started")
+	if err := i.batcher.Start(ctx); err != nil {
+		return fmt.Errorf("analytics ingest: %w", err)
 	}
-	i.running = true
-	i.stop = make(chan struct{})
-	i.done = make(chan struct{})
-	go i.run(ctx, i.stop, i.done)
 	return nil
 }
 
 // Stop refuses new events, commits the ones already queued, and returns
 // when the writer has exited. Call it after the consumer has stopped
 // delivering, so no handler is left waiting.
-func (i *Ingest) Stop() {
-	i.mu.Lock()
-	done := i.done
-	if i.running {
-		i.running = false
-		close(i.stop)
-	}
-	i.mu.Unlock()
-	if done != nil {
-		<-done
-	}
-}
+func (i *Ingest) Stop() { i.batcher.Stop() }
 
 // Handle is the ANALYTICS_INGEST_CONSUMER handler. It returns once the
 // event is committed (or was already stored), with the batch's error, or
@@ -115,114 +80,46 @@ func (i *Ingest) Handle(ctx context.Context, env event.Envelope) error {
 	if env.ID == "" || env.TenantID == "" || env.Type == "" || env.Timestamp.IsZero() {
 		return fmt.Errorf("%w: analytics needs the event's id, tenantId, type and timestamp", event.ErrInvalid)
 	}
-	w := &waiter{ev: FromEnvelope(env), done: make(chan error, 1)}
-	i.mu.Lock()
-	if !i.running {
-		i.mu.Unlock()
-		return ErrNotRunning
+	// The event may still commit after ctx ends; a redelivery is then a no-op.
+	err := i.batcher.Do(ctx, FromEnvelope(env))
+	if err == nil && env.Type == event.ContactDeleted {
+		err = i.erase(ctx, env)
 	}
-	i.queue = append(i.queue, w)
-	i.mu.Unlock()
-	select {
-	case i.wake <- struct{}{}:
-	default: // the writer is already due to look at the queue
-	}
-	select {
-	case err := <-w.done:
-		if err == nil && env.Type == event.ContactDeleted {
-			err = i.erase(ctx, env)
-		}
-		return err
-	case <-ctx.Done():
-		// The event may still commit; a redelivery is then a no-op.
-		return ctx.Err()
-	}
+	return err
 }
 
-func (i *Ingest) run(ctx context.Context, stop, done chan struct{}) {
-	defer close(done)
-	for {
-		if ctx.Err() == nil {
-			if batch := i.take(); len(batch) > 0 {
-				i.commit(ctx, batch)
-				continue
-			}
-		}
-		select {
-		case <-i.wake:
-		case <-stop:
-			// running is false, so the queue can only shrink: drain it.
-			for batch := i.take(); len(batch) > 0; batch = i.take() {
-				i.commit(ctx, batch)
-			}
-			return
-		case <-ctx.Done():
-			i.mu.Lock()
-			i.running = false
-			queued := i.queue
-			i.queue = nil
-			i.mu.Unlock()
-			for _, w := range queued {
-				w.done <- ErrNotRunning
-			}
-			return
-		}
-	}
-}
-
-// take removes up to maxBatch waiters from the head of the queue.
-func (i *Ingest) take() []*waiter {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	n := min(len(i.queue), i.maxBatch)
-	if n == 0 {
-		return nil
-	}
-	batch := i.queue[:n:n]
-	if n == len(i.queue) {
-		i.queue = nil
-	} else {
-		i.queue = i.queue[n:]
-	}
-	return batch
-}
-
-// commit writes batch in one transaction and tells each waiter the outcome.
-// When the transaction fails, the events are retried one by one so that a
-// single event the database refuses (say, JSON text PostgreSQL's jsonb
-// rejects) fails alone instead of taking every event batched with it to the
-// dead-letter queue.
-func (i *Ingest) commit(ctx context.Context, batch []*waiter) {
-	events := make([]Event, len(batch))
-	for k, w := range batch {
-		events[k] = w.ev
-	}
+// commit writes events in one transaction. When the transaction fails, the
+// events are retried one by one so that a single event the database refuses
+// (say, JSON text PostgreSQL's jsonb rejects) fails alone instead of taking
+// every event batched with it to the dead-letter queue.
+func (i *Ingest) commit(ctx context.Context, events []Event) []error {
+	errs := make([]error, len(events))
 	_, err := i.st.Insert(ctx, events)
-	if err == nil || len(batch) == 1 || ctx.Err() != nil {
-		for _, w := range batch {
-			w.done <- err
+	if err == nil || len(events) == 1 || ctx.Err() != nil {
+		for k := range errs {
+			errs[k] = err
 		}
-		return
+		return errs
 	}
-	i.log.WarnContext(ctx, "analytics batch failed; retrying its events one by one", "events", len(batch), "err", err)
+	i.log.WarnContext(ctx, "analytics batch failed; retrying its events one by one", "events", len(events), "err", err)
 	failedInRow := 0
-	for k, w := range batch {
+	for k := range events {
 		if failedInRow >= fallbackGiveUp || ctx.Err() != nil {
 			// Every event fails: the database, not an event, is the problem.
-			for _, rest := range batch[k:] {
-				rest.done <- err
+			for rest := k; rest < len(events); rest++ {
+				errs[rest] = err
 			}
-			return
+			break
 		}
-		_, e := i.st.Insert(ctx, events[k:k+1])
-		if e != nil {
+		_, errs[k] = i.st.Insert(ctx, events[k:k+1])
+		if errs[k] != nil {
 			failedInRow++
-			i.log.WarnContext(ctx, "analytics event not stored", "eventId", w.ev.ID, "subject", w.ev.Subject, "err", e)
+			i.log.WarnContext(ctx, "analytics event not stored", "eventId", events[k].ID, "subject", events[k].Subject, "err", errs[k])
 		} else {
 			failedInRow = 0
 		}
-		w.done <- e
 	}
+	return errs
 }
 
 // erase scrubs the stored events of a contact erased on request

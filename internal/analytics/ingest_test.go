@@ -181,9 +181,7 @@ func waitQueued(t *testing.T, in *Ingest, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		in.mu.Lock()
-		queued := len(in.queue)
-		in.mu.Unlock()
+		queued := in.batcher.Queued()
 		if queued == n {
 			return
 		}

@@ -95,10 +95,7 @@ func openSQLite(ctx context.Context, path string, readConns int) (*DB, error) {
 	}
 	wparams.Set("_txlock", "immediate")
 	wparams.Add("_pragma", "wal_autocheckpoint(0)") // the checkpointer's job (checkpoint.go)
-	writer, err := sql.Open("sqlite", base+wparams.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-	}
+	writer := sql.OpenDB(newReusingConnector(base + wparams.Encode()))
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
@@ -107,19 +104,10 @@ func openSQLite(ctx context.Context, path string, readConns int) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	ckptConn, err := sql.Open("sqlite", base+params.Encode())
-	if err != nil {
-		writer.Close()
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-	}
+	ckptConn := sql.OpenDB(newReusingConnector(base + params.Encode()))
 	ckptConn.SetMaxOpenConns(1)
 	params.Add("_pragma", "query_only(true)")
-	reader, err := sql.Open("sqlite", base+params.Encode())
-	if err != nil {
-		writer.Close()
-		ckptConn.Close()
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-	}
+	reader := sql.OpenDB(newReusingConnector(base + params.Encode()))
 	if readConns <= 0 {
 		readConns = 2 * runtime.GOMAXPROCS(0)
 	}
