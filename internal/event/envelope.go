@@ -138,9 +138,13 @@ func Encode(env Envelope, maxSize int) ([]byte, error) {
 	if err := env.validateEnvelope(); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(env)
-	if err != nil {
-		return nil, fmt.Errorf("encode event %s: %w", env.Type, err)
+	b, ok := appendEnvelope(make([]byte, 0, 512+len(env.Data)), &env)
+	if !ok {
+		// json.Marshal says what cannot be encoded.
+		var err error
+		if b, err = json.Marshal(env); err != nil {
+			return nil, fmt.Errorf("encode event %s: %w", env.Type, err)
+		}
 	}
 	if maxSize <= 0 {
 		maxSize = DefaultMaxSize

@@ -75,7 +75,7 @@ func fastDecode(b []byte, env *Envelope) bool {
 				return false
 			}
 			raw := b[start:p.i]
-			if !json.Valid(raw) {
+			if valid, _ := scanJSON(raw); !valid {
 				return false
 			}
 			if bytes.Equal(raw, []byte("null")) {
@@ -92,7 +92,10 @@ func fastDecode(b []byte, env *Envelope) bool {
 				}
 			}
 			start := p.i
-			if !p.skipValue() || !json.Valid(b[start:p.i]) {
+			if !p.skipValue() {
+				return false
+			}
+			if valid, _ := scanJSON(b[start:p.i]); !valid {
 				return false
 			}
 		}
