@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alumoutreach/alumoutreach/internal/event"
 )
@@ -117,6 +118,7 @@ type Consumer struct {
 	baseCtx  context.Context
 	cancel   context.CancelFunc
 	stopOnce sync.Once
+	series   sync.Map // subject -> *series
 }
 
 // StartConsumer creates or updates the durable consumer and its replay
@@ -271,23 +273,24 @@ func Progress(ctx context.Context) error {
 }
 
 func (c *Consumer) handle(msg jetstream.Msg) {
-	md, err := msg.Metadata()
-	if err != nil {
-		c.log.Error("message without JetStream metadata", "subject", msg.Subject(), "err", err)
+	md, ok := parseAckReply(msg.Reply())
+	if !ok {
+		_, err := msg.Metadata() // says what is wrong with the reply subject
+		c.log.Error("message without JetStream metadata", "subject", msg.Subject(), "reply", msg.Reply(), "err", err)
 		_ = msg.Term()
 		return
 	}
-	attempt := int(md.NumDelivered)
+	attempt := int(md.attempt)
 	subject := msg.Subject()
-	if md.Stream == DLQStream {
+	if md.stream == DLQStream {
 		subject = strings.TrimPrefix(subject, replaySubjectPrefix(c.opts.Name))
 	}
-	m := c.bus.metrics
-	m.Consumed.WithLabelValues(subject, c.opts.Name).Inc()
+	m := c.seriesOf(subject)
+	m.consumed.Inc()
 
 	env, err := event.Decode(msg.Data())
 	if err != nil {
-		c.log.Error("undecodable event dead-lettered", "subject", subject, "streamSeq", md.Sequence.Stream, "err", err)
+		c.log.Error("undecodable event dead-lettered", "subject", subject, "streamSeq", md.streamSeq, "err", err)
 		c.deadLetter(msg, md, subject, attempt, codeInvalidEvent, err)
 		return
 	}
@@ -311,14 +314,14 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 	start := time.Now()
 	err = c.opts.Handler(ctx, env)
 	elapsed := time.Since(start)
-	m.Duration.WithLabelValues(subject, c.opts.Name).Observe(elapsed.Seconds())
+	m.duration.Observe(elapsed.Seconds())
 	switch {
 	case err == nil:
 		if aerr := msg.Ack(); aerr != nil {
 			// The effect is committed; a redelivery will find it already applied.
 			log(slog.LevelWarn, "ack failed; the event will be redelivered", "err", aerr)
 		}
-		m.Acked.WithLabelValues(subject, c.opts.Name).Inc()
+		m.acked.Inc()
 		if debug { // boxing elapsed for a record not written costs an allocation per event
 			log(slog.LevelDebug, "handled event", "duration", elapsed)
 		}
@@ -331,11 +334,33 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 	default:
 		delay := c.backoff(attempt)
 		log(slog.LevelWarn, "handler failed; will retry", "duration", elapsed, "retryIn", delay, "err", err)
-		m.Nacked.WithLabelValues(subject, c.opts.Name).Inc()
+		m.nacked.Inc()
 		if nerr := msg.NakWithDelay(delay); nerr != nil {
 			log(slog.LevelWarn, "nak failed; the event will be redelivered after AckWait", "err", nerr)
 		}
 	}
+}
+
+// series are one subject's metrics of one consumer.
+type series struct {
+	consumed, acked, nacked prometheus.Counter
+	duration                prometheus.Observer
+}
+
+// seriesOf returns subject's series, looked up in the vectors (hashing the
+// labels each time) only on the subject's first delivery.
+func (c *Consumer) seriesOf(subject string) *series {
+	if s, ok := c.series.Load(subject); ok {
+		return s.(*series)
+	}
+	m := c.bus.metrics
+	s, _ := c.series.LoadOrStore(subject, &series{
+		consumed: m.Consumed.WithLabelValues(subject, c.opts.Name),
+		acked:    m.Acked.WithLabelValues(subject, c.opts.Name),
+		nacked:   m.Nacked.WithLabelValues(subject, c.opts.Name),
+		duration: m.Duration.WithLabelValues(subject, c.opts.Name),
+	})
+	return s.(*series)
 }
 
 func (c *Consumer) backoff(attempt int) time.Duration {
@@ -349,7 +374,7 @@ func (c *Consumer) backoff(attempt int) time.Duration {
 // deadLetter writes the DLQ entry and waits for its acknowledgement before
 // terminating the original, so a crash in between leaves the original to be
 // redelivered (and the entry deduplicated), never lost.
-func (c *Consumer) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, subject string, attempts int, code string, cause error) {
+func (c *Consumer) deadLetter(msg jetstream.Msg, md delivery, subject string, attempts int, code string, cause error) {
 	entry := DeadLetter{
 		OriginalEvent: originalJSON(msg.Data()),
 		Error: DeadLetterError{
@@ -358,8 +383,8 @@ func (c *Consumer) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, subj
 		},
 		Consumer:  c.opts.Name,
 		Subject:   subject,
-		Stream:    md.Stream,
-		StreamSeq: md.Sequence.Stream,
+		Stream:    md.stream,
+		StreamSeq: md.streamSeq,
 	}
 	ctx, cancel := context.WithTimeout(c.baseCtx, 10*time.Second)
 	defer cancel()
