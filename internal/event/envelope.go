@@ -242,8 +242,11 @@ func parseVersion(v string) (major, minor int, ok bool) {
 // payload type, runs its checks. Errors wrap ErrInvalid: permanent.
 func DecodeData[T any](e Envelope) (T, error) {
 	var v T
-	if err := json.Unmarshal(e.Data, &v); err != nil {
-		return v, fmt.Errorf("%w: %s payload does not decode: %v", ErrInvalid, e.Type, err)
+	if md, ok := any(&v).(*MessageData); !ok || !decodeMessageData(e.Data, md) {
+		v = *new(T) // what the fast path may have filled in before giving up
+		if err := json.Unmarshal(e.Data, &v); err != nil {
+			return v, fmt.Errorf("%w: %s payload does not decode: %v", ErrInvalid, e.Type, err)
+		}
 	}
 	if p, ok := any(v).(Payload); ok {
 		if err := p.Validate(); err != nil {
