@@ -111,6 +111,11 @@ func (s *Service) capped(ctx context.Context, tenant string, m *Message) (bool, 
 	return n >= s.Rules.FrequencyCap, nil
 }
 
+// heldDueSQL writes the status out instead of binding it: the planners use
+// the partial index of held messages only for a condition they can see.
+const heldDueSQL = `SELECT tenant_id, ` + messageColumns + ` FROM messages
+	WHERE status = '` + StatusHeld + `' AND send_after <= $1 ORDER BY send_after LIMIT 1000`
+
 // ReleaseHeld re-queues held messages whose quiet hours are over; the app
 // calls it periodically. It returns how many it released.
 func (s *Service) ReleaseHeld(ctx context.Context) (int, error) {
@@ -121,8 +126,7 @@ func (s *Service) ReleaseHeld(ctx context.Context) (int, error) {
 		if s.DB.Kind() == store.Postgres {
 			lock = " FOR UPDATE SKIP LOCKED" // instances release different rows
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT tenant_id, `+messageColumns+` FROM messages
-			WHERE status = $1 AND send_after <= $2 ORDER BY send_after LIMIT 1000`+lock, StatusHeld, now.UnixMilli())
+		rows, err := tx.QueryContext(ctx, heldDueSQL+lock, now.UnixMilli())
 		if err != nil {
 			return fmt.Errorf("find held messages: %w", err)
 		}

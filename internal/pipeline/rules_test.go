@@ -274,3 +274,28 @@ func TestLimiter(t *testing.T) {
 		t.Fatal("buckets are not kept per key")
 	}
 }
+
+// The release of held messages reads them through the partial index of held
+// messages, not by scanning every message sent.
+func TestHeldLookupUsesItsIndex(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t, store.SQLite)
+	newFixture(t, db)
+	rows, err := db.Reader().QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+heldDueSQL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if got := strings.Join(plan, "; "); !strings.Contains(got, "USING INDEX messages_held") {
+		t.Fatalf("plan of the held lookup: %s", got)
+	}
+}

@@ -103,7 +103,10 @@ func (o *Outbox) Write(ctx context.Context, tx *sql.Tx, envs ...event.Envelope) 
 // writeEach inserts with one prepared single-row statement. On SQLite there
 // is no round trip to save, and the driver binds numbered parameters by
 // name, which makes a statement with hundreds of them quadratic (measured).
+// The rows run without ctx's cancellation, which the transaction has: the
+// driver would watch ctx with a goroutine per row.
 func (o *Outbox) writeEach(ctx context.Context, tx *sql.Tx, envs []event.Envelope, now int64) error {
+	ctx = context.WithoutCancel(ctx)
 	stmt, err := tx.PrepareContext(ctx, insertSQL(1))
 	if err != nil {
 		return fmt.Errorf("prepare outbox insert: %w", err)

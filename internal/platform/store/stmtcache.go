@@ -9,6 +9,11 @@ import (
 // and reusing it: for work that runs the same few statements many times in
 // one transaction (imports, batched sends), where parsing the SQL again
 // for every row would cost more than running it.
+//
+// Its statements run without ctx's cancellation: the transaction already
+// has it (database/sql rolls it back when ctx ends), and the SQLite driver
+// would otherwise start a goroutine per statement to watch ctx, a
+// measurable cost per row.
 type StmtCache struct {
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt
@@ -37,7 +42,7 @@ func (c *StmtCache) ExecContext(ctx context.Context, query string, args ...any) 
 	if err != nil {
 		return nil, err
 	}
-	return st.ExecContext(ctx, args...)
+	return st.ExecContext(context.WithoutCancel(ctx), args...)
 }
 
 // QueryContext runs query with args and returns its rows.
@@ -46,7 +51,7 @@ func (c *StmtCache) QueryContext(ctx context.Context, query string, args ...any)
 	if err != nil {
 		return nil, err
 	}
-	return st.QueryContext(ctx, args...)
+	return st.QueryContext(context.WithoutCancel(ctx), args...)
 }
 
 // QueryRowContext runs query with args for one row; a failed prepare
@@ -56,7 +61,7 @@ func (c *StmtCache) QueryRowContext(ctx context.Context, query string, args ...a
 	if err != nil {
 		return c.tx.QueryRowContext(ctx, query, args...)
 	}
-	return st.QueryRowContext(ctx, args...)
+	return st.QueryRowContext(context.WithoutCancel(ctx), args...)
 }
 
 // Close closes the prepared statements.
