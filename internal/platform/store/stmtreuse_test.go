@@ -138,3 +138,40 @@ func TestReusedStatementsGiveCorrectResults(t *testing.T) {
 		t.Fatalf("new column: %d, %v", n, err)
 	}
 }
+
+func TestSQLiteConnectionSettings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := Open(ctx, Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	pragma := func(pool *sql.DB, name string) string {
+		t.Helper()
+		var v string
+		if err := pool.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v); err != nil {
+			t.Fatalf("PRAGMA %s: %v", name, err)
+		}
+		return v
+	}
+	for _, c := range []struct {
+		pool       *sql.DB
+		name, want string
+	}{
+		{db.Writer(), "cache_size", "-8000"},
+		{db.Writer(), "wal_autocheckpoint", "0"},
+		{db.Writer(), "journal_mode", "wal"},
+		{db.Writer(), "foreign_keys", "1"},
+		{db.Reader(), "cache_size", "-2000"},
+		{db.Reader(), "query_only", "1"},
+		{db.Reader(), "wal_autocheckpoint", "1000"},
+	} {
+		if got := pragma(c.pool, c.name); got != c.want {
+			t.Errorf("%s = %s, want %s", c.name, got, c.want)
+		}
+	}
+	if _, err := db.Reader().ExecContext(ctx, `CREATE TABLE t (x INTEGER)`); err == nil {
+		t.Error("a reader connection wrote")
+	}
+}
