@@ -243,10 +243,14 @@ func parseVersion(v string) (major, minor int, ok bool) {
 func DecodeData[T any](e Envelope) (T, error) {
 	var v T
 	if md, ok := any(&v).(*MessageData); !ok || !decodeMessageData(e.Data, md) {
-		v = *new(T) // what the fast path may have filled in before giving up
-		if err := json.Unmarshal(e.Data, &v); err != nil {
-			return v, fmt.Errorf("%w: %s payload does not decode: %v", ErrInvalid, e.Type, err)
+		// A value of its own for encoding/json, which keeps the pointer
+		// it is given (v would move to the heap on the fast path too),
+		// and which starts from nothing the fast path filled in.
+		slow := new(T)
+		if err := json.Unmarshal(e.Data, slow); err != nil {
+			return *slow, fmt.Errorf("%w: %s payload does not decode: %v", ErrInvalid, e.Type, err)
 		}
+		v = *slow
 	}
 	if p, ok := any(v).(Payload); ok {
 		if err := p.Validate(); err != nil {

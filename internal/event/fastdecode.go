@@ -18,8 +18,15 @@ func decodeEnvelope(b []byte, env *Envelope) error {
 	if fastDecode(b, env) {
 		return nil
 	}
-	*env = Envelope{}
-	return json.Unmarshal(b, env)
+	// A value of its own for encoding/json, which keeps the pointer it is
+	// given: handing it env would move every caller's envelope to the heap,
+	// the fast path's too.
+	slow := new(Envelope)
+	if err := json.Unmarshal(b, slow); err != nil {
+		return err
+	}
+	*env = *slow
+	return nil
 }
 
 func fastDecode(b []byte, env *Envelope) bool {
