@@ -53,7 +53,7 @@ func NewIngest(st Store, logger *slog.Logger, opts IngestOptions) *Ingest {
 		opts.MaxBatch = DefaultMaxBatch
 	}
 	i := &Ingest{st: st, log: logger.With("module", ModuleName, "consumer", ConsumerName)}
-	i.batcher = groupcommit.New(opts.MaxBatch, i.commit)
+	i.batcher = groupcommit.New(opts.MaxBatch, i.commit).WithGather()
 	return i
 }
 

@@ -94,7 +94,7 @@ type tracked struct {
 // delivers.
 func NewTracking(svc *Service) *Tracking {
 	t := &Tracking{svc: svc}
-	t.batcher = groupcommit.New(512, t.commit)
+	t.batcher = groupcommit.New(512, t.commit).WithGather()
 	return t
 }
 

@@ -54,37 +54,7 @@ var messageDataKeysFolded = func() map[string]bool {
 // decodes or refuses. A differential fuzz test keeps the two in agreement.
 func decodeMessageData(b []byte, d *MessageData) bool {
 	p := parser{b: b}
-	p.space()
-	if !p.take('{') {
-		return false
-	}
-	p.space()
-	if p.take('}') {
-		return p.end()
-	}
-	for {
-		p.space()
-		key, ok := p.plainString()
-		if !ok {
-			return false
-		}
-		p.space()
-		if !p.take(':') {
-			return false
-		}
-		p.space()
-		if !p.messageDataField(string(key), d) {
-			return false
-		}
-		p.space()
-		if p.take(',') {
-			continue
-		}
-		if p.take('}') {
-			return p.end()
-		}
-		return false
-	}
+	return p.object(func(key []byte) bool { return p.messageDataField(string(key), d) })
 }
 
 func (p *parser) messageDataField(key string, d *MessageData) bool {
@@ -134,12 +104,7 @@ func (p *parser) messageDataField(key string, d *MessageData) bool {
 	if messageDataKeysFolded[string(bytes.ToLower([]byte(key)))] {
 		return false
 	}
-	start := p.i // a key MessageData does not have: skipped, once checked
-	if !p.skipValue() {
-		return false
-	}
-	valid, _ := scanJSON(p.b[start:p.i])
-	return valid
+	return p.skipChecked() // a key MessageData does not have
 }
 
 // stringValue reads a JSON string as encoding/json decodes it: escapes

@@ -31,6 +31,76 @@ func decodeEnvelope(b []byte, env *Envelope) error {
 
 func fastDecode(b []byte, env *Envelope) bool {
 	p := parser{b: b}
+	return p.object(func(key []byte) bool { return p.envelopeField(key, env) })
+}
+
+func (p *parser) envelopeField(key []byte, env *Envelope) bool {
+	var field *string
+	switch string(key) {
+	case "id":
+		field = &env.ID
+	case "type":
+		field = &env.Type
+	case "causationId":
+		field = &env.CausationID
+	case "version":
+		field = &env.Version
+	case "source":
+		field = &env.Source
+	case "tenantId":
+		field = &env.TenantID
+	case "correlationId":
+		field = &env.CorrelationID
+	case "timestamp":
+		s, ok := p.plainString()
+		if !ok {
+			return false
+		}
+		t, err := time.Parse(time.RFC3339Nano, string(s))
+		if err != nil {
+			return false // the fallback reports it as encoding/json would
+		}
+		env.Timestamp = Time{t.UTC()}
+		return true
+	case "data":
+		start := p.i
+		if !p.skipValue() {
+			return false
+		}
+		raw := p.b[start:p.i]
+		if valid, _ := scanJSON(raw); !valid {
+			return false
+		}
+		if bytes.Equal(raw, []byte("null")) {
+			env.Data = json.RawMessage("null")
+		} else {
+			env.Data = append(json.RawMessage(nil), raw...)
+		}
+		return true
+	default:
+		// encoding/json matches keys case-insensitively; leave any key
+		// that is not exactly ours to it.
+		for _, k := range []string{"id", "type", "causationid", "version", "source", "tenantid", "correlationid", "timestamp", "data"} {
+			if string(bytes.ToLower(key)) == k {
+				return false
+			}
+		}
+		return p.skipChecked()
+	}
+	if p.peek() == 'n' { // null leaves a string field as it is
+		return p.literal("null")
+	}
+	s, ok := p.plainString()
+	if ok {
+		*field = string(s)
+	}
+	return ok
+}
+
+// object reads one JSON object and nothing after it, handing each member's
+// key to member, which reads the value; a malformed object or false from
+// member stops it.
+func (p *parser) object(member func(key []byte) bool) bool {
 	p.space()
 	if !p.take('{') {
 		return false
@@ -50,74 +120,8 @@ func fastDecode(b []byte, env *Envelope) bool {
 			return false
 		}
 		p.space()
-		var field *string
-		switch string(key) {
-		case "id":
-			field = &env.ID
-		case "type":
-			field = &env.Type
-		case "causationId":
-			field = &env.CausationID
-		case "version":
-			field = &env.Version
-		case "source":
-			field = &env.Source
-		case "tenantId":
-			field = &env.TenantID
-		case "correlationId":
-			field = &env.CorrelationID
-		case "timestamp":
-			s, ok := p.plainString()
-			if !ok {
-				return false
-			}
-			t, err := time.Parse(time.RFC3339Nano, string(s))
-			if err != nil {
-				return false // the fallback reports it as encoding/json would
-			}
-			env.Timestamp = Time{t.UTC()}
-		case "data":
-			start := p.i
-			if !p.skipValue() {
-				return false
-			}
-			raw := b[start:p.i]
-			if valid, _ := scanJSON(raw); !valid {
-				return false
-			}
-			if bytes.Equal(raw, []byte("null")) {
-				env.Data = json.RawMessage("null")
-			} else {
-				env.Data = append(json.RawMessage(nil), raw...)
-			}
-		default:
-			// encoding/json matches keys case-insensitively; leave any key
-			// that is not exactly ours to it.
-			for _, k := range []string{"id", "type", "causationid", "version", "source", "tenantid", "correlationid", "timestamp", "data"} {
-				if string(bytes.ToLower(key)) == k {
-					return false
-				}
-			}
-			start := p.i
-			if !p.skipValue() {
-				return false
-			}
-			if valid, _ := scanJSON(b[start:p.i]); !valid {
-				return false
-			}
-		}
-		if field != nil {
-			if p.peek() == 'n' { // null leaves a string field as it is
-				if !p.literal("null") {
-					return false
-				}
-			} else {
-				s, ok := p.plainString()
-				if !ok {
-					return false
-				}
-				*field = string(s)
-			}
+		if !member(key) {
+			return false
 		}
 		p.space()
 		if p.take(',') {
@@ -128,6 +132,16 @@ func fastDecode(b []byte, env *Envelope) bool {
 		}
 		return false
 	}
+}
+
+// skipChecked moves past one value, which must be valid JSON.
+func (p *parser) skipChecked() bool {
+	start := p.i
+	if !p.skipValue() {
+		return false
+	}
+	valid, _ := scanJSON(p.b[start:p.i])
+	return valid
 }
 
 type parser struct {

@@ -74,13 +74,7 @@ func (s *jsonScanner) object(depth int) bool {
 	if depth > maxJSONDepth {
 		return false
 	}
-	s.i++ // {
-	s.space()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		return true
-	}
-	for {
+	return s.members('}', func() bool {
 		if s.i >= len(s.b) || s.b[s.i] != '"' || !s.str() {
 			return false
 		}
@@ -90,38 +84,28 @@ func (s *jsonScanner) object(depth int) bool {
 		}
 		s.i++
 		s.space()
-		if !s.value(depth) {
-			return false
-		}
-		s.space()
-		if s.i >= len(s.b) {
-			return false
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-			s.space()
-		case '}':
-			s.i++
-			return true
-		default:
-			return false
-		}
-	}
+		return s.value(depth)
+	})
 }
 
 func (s *jsonScanner) array(depth int) bool {
 	if depth > maxJSONDepth {
 		return false
 	}
-	s.i++ // [
+	return s.members(']', func() bool { return s.value(depth) })
+}
+
+// members reads the rest of an object or array from its opening
+// character: comma-separated members, each read by member, up to end.
+func (s *jsonScanner) members(end byte, member func() bool) bool {
+	s.i++ // { or [
 	s.space()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
+	if s.i < len(s.b) && s.b[s.i] == end {
 		s.i++
 		return true
 	}
 	for {
-		if !s.value(depth) {
+		if !member() {
 			return false
 		}
 		s.space()
@@ -132,7 +116,7 @@ func (s *jsonScanner) array(depth int) bool {
 		case ',':
 			s.i++
 			s.space()
-		case ']':
+		case end:
 			s.i++
 			return true
 		default:

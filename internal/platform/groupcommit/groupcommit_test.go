@@ -55,3 +55,55 @@ func TestBatchesGrowUnderLoadAndErrorsReachTheirItem(t *testing.T) {
 		t.Fatalf("Do after Stop: %v", err)
 	}
 }
+
+// A gathering batcher commits a lone item at once, and every item of a
+// burst exactly once within its batch limit.
+func TestGatherCommitsEveryItemOnce(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[int]int{}
+	var oversized atomic.Bool
+	b := New(64, func(_ context.Context, items []int) []error {
+		if len(items) > 64 {
+			oversized.Store(true)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, v := range items {
+			seen[v]++
+		}
+		return nil
+	}).WithGather()
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	done := make(chan error, 1)
+	go func() { done <- b.Do(context.Background(), 0) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a lone item waited for company")
+	}
+	var wg sync.WaitGroup
+	for i := 1; i <= 1000; i++ {
+		wg.Go(func() {
+			if err := b.Do(context.Background(), i); err != nil {
+				t.Errorf("item %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 0; i <= 1000; i++ {
+		if seen[i] != 1 {
+			t.Fatalf("item %d committed %d times", i, seen[i])
+		}
+	}
+	if oversized.Load() {
+		t.Error("a batch exceeded its limit")
+	}
+}
