@@ -63,12 +63,8 @@ func (p *parser) messageDataField(key string, d *MessageData) bool {
 	}
 	switch key {
 	case "templateVersion":
-		start := p.i
-		if !p.skipValue() {
-			return false
-		}
-		raw := p.b[start:p.i]
-		if valid, _ := scanJSON(raw); !valid {
+		raw, ok := p.checkedValue()
+		if !ok {
 			return false
 		}
 		n, err := strconv.ParseInt(string(raw), 10, 64)
@@ -104,7 +100,8 @@ func (p *parser) messageDataField(key string, d *MessageData) bool {
 	if messageDataKeysFolded[string(bytes.ToLower([]byte(key)))] {
 		return false
 	}
-	return p.skipChecked() // a key MessageData does not have
+	_, ok := p.checkedValue() // a key MessageData does not have
+	return ok
 }
 
 // stringValue reads a JSON string as encoding/json decodes it: escapes

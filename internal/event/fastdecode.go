@@ -63,12 +63,8 @@ func (p *parser) envelopeField(key []byte, env *Envelope) bool {
 		env.Timestamp = Time{t.UTC()}
 		return true
 	case "data":
-		start := p.i
-		if !p.skipValue() {
-			return false
-		}
-		raw := p.b[start:p.i]
-		if valid, _ := scanJSON(raw); !valid {
+		raw, ok := p.checkedValue()
+		if !ok {
 			return false
 		}
 		if bytes.Equal(raw, []byte("null")) {
@@ -85,7 +81,8 @@ func (p *parser) envelopeField(key []byte, env *Envelope) bool {
 				return false
 			}
 		}
-		return p.skipChecked()
+		_, ok := p.checkedValue()
+		return ok
 	}
 	if p.peek() == 'n' { // null leaves a string field as it is
 		return p.literal("null")
@@ -134,14 +131,16 @@ func (p *parser) object(member func(key []byte) bool) bool {
 	}
 }
 
-// skipChecked moves past one value, which must be valid JSON.
-func (p *parser) skipChecked() bool {
+// checkedValue moves past one value, which must be valid JSON, and
+// returns its bytes.
+func (p *parser) checkedValue() ([]byte, bool) {
 	start := p.i
 	if !p.skipValue() {
-		return false
+		return nil, false
 	}
-	valid, _ := scanJSON(p.b[start:p.i])
-	return valid
+	raw := p.b[start:p.i]
+	valid, _ := scanJSON(raw)
+	return raw, valid
 }
 
 type parser struct {

@@ -307,14 +307,27 @@ func (s *Service) List(ctx context.Context, tenant string, f Filter, after *Curs
 	return out, rows.Err()
 }
 
-// Get returns a thread with its latest messages, oldest first.
-func (s *Service) Get(ctx context.Context, tenant, id string) (*Thread, error) {
-	t, err := scanThread(s.db.Reader().QueryRowContext(ctx, `SELECT `+threadColumns+` FROM inbox_threads WHERE tenant_id = $1 AND id = $2`, tenant, id))
+type queryRower interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// readThread reads one thread, with the API's not-found error.
+func readThread(ctx context.Context, q queryRower, tenant, id string) (*Thread, error) {
+	t, err := scanThread(q.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM inbox_threads WHERE tenant_id = $1 AND id = $2`, tenant, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, threadNotFound(id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read thread: %w", err)
+	}
+	return t, nil
+}
+
+// Get returns a thread with its latest messages, oldest first.
+func (s *Service) Get(ctx context.Context, tenant, id string) (*Thread, error) {
+	t, err := readThread(ctx, s.db.Reader(), tenant, id)
+	if err != nil {
+		return nil, err
 	}
 	rows, err := s.db.Reader().QueryContext(ctx, `SELECT id, direction, channel, provider, external_id, sender, recipient, subject, text, html,
 		in_reply_to, author_id, received_at FROM inbox_messages WHERE tenant_id = $1 AND thread_id = $2 ORDER BY received_at DESC, id DESC LIMIT $3`,
@@ -443,12 +456,9 @@ func (s *Service) Reply(ctx context.Context, tenant, id string, in ReplyInput) (
 	}
 	var out *Message
 	err := s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
-		t, err := scanThread(tx.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM inbox_threads WHERE tenant_id = $1 AND id = $2`, tenant, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return threadNotFound(id)
-		}
+		t, err := readThread(ctx, tx, tenant, id)
 		if err != nil {
-			return fmt.Errorf("read thread: %w", err)
+			return err
 		}
 		if n := utf8.RuneCountInString(in.Text); n > maxReplyRunes[t.Channel] {
 			return fault.New(fault.Invalid, "reply_too_long", "a %s reply holds at most %d characters (got %d)", t.Channel, maxReplyRunes[t.Channel], n)
@@ -553,12 +563,9 @@ func (s *Service) change(ctx context.Context, tenant, id string, fn func(tx *sql
 	for range 3 {
 		var out *Thread
 		err := s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
-			t, err := scanThread(tx.QueryRowContext(ctx, `SELECT `+threadColumns+` FROM inbox_threads WHERE tenant_id = $1 AND id = $2`, tenant, id))
-			if errors.Is(err, sql.ErrNoRows) {
-				return threadNotFound(id)
-			}
+			t, err := readThread(ctx, tx, tenant, id)
 			if err != nil {
-				return fmt.Errorf("read thread: %w", err)
+				return err
 			}
 			env, err := fn(tx, t, s.clock())
 			if err != nil || env == nil {
