@@ -100,24 +100,19 @@ func (o *Outbox) Write(ctx context.Context, tx *sql.Tx, envs ...event.Envelope) 
 	return nil
 }
 
-// writeEach inserts with one prepared single-row statement. On SQLite there
-// is no round trip to save, and the driver binds numbered parameters by
-// name, which makes a statement with hundreds of them quadratic (measured).
-// The rows run without ctx's cancellation, which the transaction has: the
-// driver would watch ctx with a goroutine per row.
+// writeEach inserts one row a statement, prepared once (store.StmtCache,
+// which also spares each row the driver's cancellation watcher). On SQLite
+// there is no round trip to save, and the driver binds numbered parameters
+// by name, which makes a statement with hundreds of them quadratic (measured).
 func (o *Outbox) writeEach(ctx context.Context, tx *sql.Tx, envs []event.Envelope, now int64) error {
-	ctx = context.WithoutCancel(ctx)
-	stmt, err := tx.PrepareContext(ctx, insertSQL(1))
-	if err != nil {
-		return fmt.Errorf("prepare outbox insert: %w", err)
-	}
-	defer stmt.Close()
+	st := store.NewStmtCache(tx)
+	defer st.Close()
 	for _, env := range envs {
 		data, err := event.Encode(env, o.maxSize)
 		if err != nil {
 			return err
 		}
-		if _, err := stmt.ExecContext(ctx, env.ID, env.Type, data, now); err != nil {
+		if _, err := st.ExecContext(ctx, insertSQL(1), env.ID, env.Type, data, now); err != nil {
 			return fmt.Errorf("write %s event to outbox: %w", env.Type, err)
 		}
 	}
