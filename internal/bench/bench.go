@@ -24,6 +24,7 @@ import (
 	"github.com/alumoutreach/alumoutreach/internal/event"
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
 	"github.com/alumoutreach/alumoutreach/internal/platform/outbox"
+	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 )
 
 // Options are the knobs shared by the scenarios.
@@ -160,21 +161,19 @@ func pathApp(ctx context.Context, dir string, o Options, observe func(event.Enve
 	return a, nil
 }
 
-// changes commits n state changes in tx as a well-written module does:
-// one prepared insert for the rows, and their events emitted together.
+// changes commits n state changes in tx as the modules do: the rows through
+// a store.StmtCache (one prepared statement, no per-row cancellation
+// watcher), and their events emitted together.
 func changes(ctx context.Context, tx *sql.Tx, emit outbox.Emit, n int) ([]event.Envelope, error) {
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO bench_items (id, tenant_id, email, created_at) VALUES ($1, $2, $3, $4)`)
-	if err != nil {
-		return nil, err
-	}
-	defer stmt.Close()
+	st := store.NewStmtCache(tx)
+	defer st.Close()
 	envs := make([]event.Envelope, 0, n)
 	for range n {
 		env, err := sampleEvent("bench")
 		if err != nil {
 			return nil, err
 		}
-		if _, err := stmt.ExecContext(ctx, env.ID, env.TenantID, "jane.doe@example.edu", time.Now().UnixMilli()); err != nil {
+		if _, err := st.ExecContext(ctx, `INSERT INTO bench_items (id, tenant_id, email, created_at) VALUES ($1, $2, $3, $4)`, env.ID, env.TenantID, "jane.doe@example.edu", time.Now().UnixMilli()); err != nil {
 			return nil, err
 		}
 		envs = append(envs, env)

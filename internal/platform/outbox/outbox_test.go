@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -456,14 +458,25 @@ func TestPublishedRowsArePrunedAfterRetention(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// SQLite keeps the newest row: its seq is what numbers the next one.
+		kept := map[store.Kind]int{store.SQLite: 1, store.Postgres: 0}[db.Kind()]
 		bustest.Eventually(t, 10*time.Second, "published rows pruned", func() bool {
 			var n int
 			_ = db.Reader().QueryRow(`SELECT count(*) FROM outbox`).Scan(&n)
-			return n == 0
+			return n == kept
 		})
 		if got := len(streamIDs(t, b)); got != 10 {
 			t.Fatalf("stream has %d events, want 10", got)
 		}
+		// An event committed after the prune still reaches the bus.
+		env, err := createThing(ctx, ob, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bustest.Eventually(t, 10*time.Second, "the event after the prune published", func() bool {
+			ids := streamIDs(t, b)
+			return len(ids) == 11 && ids[10] == env.ID
+		})
 	})
 }
 
@@ -493,4 +506,73 @@ func TestCommitOfAnotherInstanceWakesTheRelay(t *testing.T) {
 		ids := streamIDs(t, b)
 		return len(ids) == 1 && ids[0] == env.ID
 	})
+}
+
+// Migration 002 rebuilds the SQLite outbox without AUTOINCREMENT. Whatever
+// the relay left, a row committed after it must number above the cursor:
+// with rows left the numbering continues from the highest, and a table
+// pruned empty starts over with the cursor.
+func TestRowidMigrationKeepsNewRowsAboveTheCursor(t *testing.T) {
+	t.Parallel()
+	first := fstest.MapFS{}
+	all := outbox.Migrations()
+	names, err := fs.Glob(all, "001_*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		b, err := fs.ReadFile(all, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first[name] = &fstest.MapFile{Data: b}
+	}
+	for _, tc := range []struct {
+		name            string
+		rows, published int // rows written under 001, how many of them published
+		pruned          int // the oldest rows pruned
+		wantPending     int64
+	}{
+		{name: "pruned empty", rows: 5, published: 5, pruned: 5, wantPending: 1},
+		{name: "published rows kept", rows: 5, published: 5, pruned: 2, wantPending: 1},
+		{name: "unpublished rows left", rows: 6, published: 4, pruned: 3, wantPending: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, store.SQLite)
+			if err := db.Migrate(ctx, "outbox", first); err != nil {
+				t.Fatal(err)
+			}
+			ob := outbox.New(db, 0)
+			write := func() {
+				t.Helper()
+				env, err := event.New(ctx, event.ContactCreated, event.SourceContacts, "t1", event.ContactCreatedData{ContactID: event.NewID(), Version: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := ob.InTx(ctx, func(_ *sql.Tx, emit outbox.Emit) error { return emit(env) }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range tc.rows {
+				write()
+			}
+			for _, stmt := range []string{
+				fmt.Sprintf(`UPDATE outbox_relay SET published_seq = %d`, tc.published),
+				fmt.Sprintf(`DELETE FROM outbox WHERE seq <= %d`, tc.pruned),
+			} {
+				if _, err := db.Writer().ExecContext(ctx, stmt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.Migrate(ctx, "outbox", outbox.Migrations()); err != nil {
+				t.Fatal(err)
+			}
+			write()
+			r := outbox.NewRelay(ob, nil, outbox.RelayOptions{}, bustest.Logger(t), nil)
+			if n, err := r.Pending(ctx); err != nil || n != tc.wantPending {
+				t.Fatalf("pending after the migration and one new event = %d (%v), want %d", n, err, tc.wantPending)
+			}
+		})
+	}
 }

@@ -140,7 +140,12 @@ func (t *cursorTracker) prune(ctx context.Context, retention time.Duration) erro
 	if upTo == 0 {
 		return nil
 	}
-	if _, err := t.db.Writer().ExecContext(ctx, `DELETE FROM outbox WHERE seq <= $1`, upTo); err != nil {
+	// The newest row stays whatever its age: SQLite numbers a new row one
+	// above the highest left (the table has no AUTOINCREMENT, see its
+	// migration), and an emptied table would number the next one 1, behind
+	// the cursor, where the relay would never find it.
+	if _, err := t.db.Writer().ExecContext(ctx,
+		`DELETE FROM outbox WHERE seq <= $1 AND seq < (SELECT max(seq) FROM outbox)`, upTo); err != nil {
 		return fmt.Errorf("prune outbox: %w", err)
 	}
 	return nil
