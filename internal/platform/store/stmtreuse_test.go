@@ -159,11 +159,11 @@ func TestSQLiteConnectionSettings(t *testing.T) {
 		pool       *sql.DB
 		name, want string
 	}{
-		{db.Writer(), "cache_size", "-8000"},
+		{db.Writer(), "cache_size", "-1024"},
 		{db.Writer(), "wal_autocheckpoint", "0"},
 		{db.Writer(), "journal_mode", "wal"},
 		{db.Writer(), "foreign_keys", "1"},
-		{db.Reader(), "cache_size", "-2000"},
+		{db.Reader(), "cache_size", "-256"},
 		{db.Reader(), "query_only", "1"},
 		{db.Reader(), "wal_autocheckpoint", "1000"},
 	} {

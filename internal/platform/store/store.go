@@ -83,11 +83,21 @@ func openSQLite(ctx context.Context, path string, readConns int) (*DB, error) {
 		}
 	}
 	// journal_size_limit shrinks a WAL that a long burst grew once it
-	// starts over. Each connection keeps its own page cache: 8 MB for the
-	// one writer, whose indexes' hot pages it keeps, and 2 MB for each
-	// reader (up to 2 x GOMAXPROCS per database file), which the kernel's
-	// page cache backs: 6 MB less per reader cost no measurable speed on a
-	// 20,000-message campaign and 40-50 MB of resident memory.
+	// starts over.
+	//
+	// Page caches are small on purpose. This SQLite build keeps one page
+	// cache for the whole process (SQLITE_ENABLE_MEMORY_MANAGEMENT: every
+	// connection to every file shares one LRU list), and cache_size only
+	// sets a connection's share of that common budget. Once the budget is
+	// full, a connection below its share adds pages instead of recycling the
+	// oldest, and every page unpinned while the total is over the budget is
+	// dropped: the hot pages just used, such as the analytics writer's
+	// B-tree roots, which it then read again on every statement (~4% of
+	// the event path's CPU, docs/benchmarks.md). Readers start over at each
+	// read after a write anyway. Measured: 1 MB for a writer (room for the
+	// dirty pages of a large transaction) and 256 KB for the others send as
+	// fast as 8 MB and 2 MB did, and the process holds 55-70 MB less; the
+	// kernel's page cache serves the reads.
 	common := []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(ON)", "journal_size_limit(67108864)"}
 	dsn := func(extra url.Values, pragmas ...string) string {
 		for _, p := range append(common[:len(common):len(common)], pragmas...) {
@@ -96,7 +106,7 @@ func openSQLite(ctx context.Context, path string, readConns int) (*DB, error) {
 		return "file:" + path + "?" + extra.Encode()
 	}
 	// Checkpoints are the checkpointer's job (checkpoint.go), not the writer's.
-	writer := sql.OpenDB(newReusingConnector(dsn(url.Values{"_txlock": {"immediate"}}, "cache_size(-8000)", "wal_autocheckpoint(0)")))
+	writer := sql.OpenDB(newReusingConnector(dsn(url.Values{"_txlock": {"immediate"}}, "cache_size(-1024)", "wal_autocheckpoint(0)")))
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
@@ -105,9 +115,9 @@ func openSQLite(ctx context.Context, path string, readConns int) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	ckptConn := sql.OpenDB(newReusingConnector(dsn(url.Values{}, "cache_size(-2000)")))
+	ckptConn := sql.OpenDB(newReusingConnector(dsn(url.Values{}, "cache_size(-256)")))
 	ckptConn.SetMaxOpenConns(1)
-	reader := sql.OpenDB(newReusingConnector(dsn(url.Values{}, "cache_size(-2000)", "query_only(true)")))
+	reader := sql.OpenDB(newReusingConnector(dsn(url.Values{}, "cache_size(-256)", "query_only(true)")))
 	if readConns <= 0 {
 		readConns = 2 * runtime.GOMAXPROCS(0)
 	}
