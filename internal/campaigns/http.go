@@ -30,7 +30,7 @@ func NewHTTP(svc *Service) *HTTP { return &HTTP{svc: svc} }
 
 // RegisterRoutes adds the module's endpoints to r.
 func (h *HTTP) RegisterRoutes(r Routes) {
-	r.HandleAPI("POST /api/v1/campaigns", h.create)
+	r.HandleAPI("POST /api/v1/campaigns", httpapi.Create(maxBody, h.svc.Create, func(x *Campaign) string { return "/api/v1/campaigns/" + x.ID }))
 	r.HandleAPI("GET /api/v1/campaigns", h.list)
 	r.HandleAPI("GET /api/v1/campaigns/{id}", h.get)
 	r.HandleAPI("PATCH /api/v1/campaigns/{id}", h.update)
@@ -43,21 +43,6 @@ func (h *HTTP) RegisterRoutes(r Routes) {
 	r.HandleAPI("POST /api/v1/campaigns/{id}/test", h.test)
 	r.HandleAPI("GET /api/v1/campaigns/{id}/stats", h.stats)
 	r.HandleAPI("GET /api/v1/campaigns/{id}/report", h.report)
-}
-
-func (h *HTTP) create(w http.ResponseWriter, r *http.Request) {
-	var in Input
-	if err := httpapi.DecodeJSON(w, r, &in, maxBody); err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	c, err := h.svc.Create(r.Context(), httpapi.TenantID(r.Context()), in)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	w.Header().Set("Location", "/api/v1/campaigns/"+c.ID)
-	httpapi.WriteJSON(w, http.StatusCreated, c)
 }
 
 func (h *HTTP) list(w http.ResponseWriter, r *http.Request) {

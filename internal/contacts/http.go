@@ -80,8 +80,7 @@ func (h *HTTP) create(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	w.Header().Set("Location", "/api/v1/contacts/"+c.ID)
-	httpapi.WriteJSON(w, http.StatusCreated, c)
+	httpapi.WriteCreated(w, "/api/v1/contacts/"+c.ID, c)
 }
 
 // upsert answers 201 when it created the contact, 200 when it updated one.

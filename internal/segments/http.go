@@ -26,7 +26,7 @@ func NewHTTP(svc *Service) *HTTP { return &HTTP{svc: svc} }
 
 // RegisterRoutes adds the module's endpoints to r.
 func (h *HTTP) RegisterRoutes(r Routes) {
-	r.HandleAPI("POST /api/v1/segments", h.create)
+	r.HandleAPI("POST /api/v1/segments", httpapi.Create(maxSegmentBody, h.svc.Create, func(x *Segment) string { return "/api/v1/segments/" + x.ID }))
 	r.HandleAPI("GET /api/v1/segments", h.list)
 	r.HandleAPI("POST /api/v1/segments/preview", h.preview)
 	r.HandleAPI("GET /api/v1/segments/{id}", h.get)
@@ -34,21 +34,6 @@ func (h *HTTP) RegisterRoutes(r Routes) {
 	r.HandleAPI("DELETE /api/v1/segments/{id}", h.delete)
 	r.HandleAPI("POST /api/v1/segments/{id}/evaluate", h.evaluate)
 	r.HandleAPI("GET /api/v1/segments/{id}/members", h.members)
-}
-
-func (h *HTTP) create(w http.ResponseWriter, r *http.Request) {
-	var in Input
-	if err := httpapi.DecodeJSON(w, r, &in, maxSegmentBody); err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	seg, err := h.svc.Create(r.Context(), httpapi.TenantID(r.Context()), in)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	w.Header().Set("Location", "/api/v1/segments/"+seg.ID)
-	httpapi.WriteJSON(w, http.StatusCreated, seg)
 }
 
 type nameCursor struct {

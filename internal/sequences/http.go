@@ -30,7 +30,7 @@ func NewHTTP(svc *Service) *HTTP { return &HTTP{svc: svc} }
 
 // RegisterRoutes adds the module's endpoints to r.
 func (h *HTTP) RegisterRoutes(r Routes) {
-	r.HandleAPI("POST /api/v1/sequences", h.create)
+	r.HandleAPI("POST /api/v1/sequences", httpapi.Create(maxBody, h.svc.Create, func(x *Sequence) string { return "/api/v1/sequences/" + x.ID }))
 	r.HandleAPI("GET /api/v1/sequences", h.list)
 	r.HandleAPI("GET /api/v1/sequences/{id}", h.get)
 	r.HandleAPI("POST /api/v1/sequences/{id}/activate", h.transition(h.svc.Activate))
@@ -40,21 +40,6 @@ func (h *HTTP) RegisterRoutes(r Routes) {
 	r.HandleAPI("GET /api/v1/sequence-enrollments/{id}", h.getEnrollment)
 	r.HandleAPI("POST /api/v1/sequence-enrollments/{id}/complete-step", h.completeStep)
 	r.HandleAPI("POST /api/v1/sequence-enrollments/{id}/exit", h.exit)
-}
-
-func (h *HTTP) create(w http.ResponseWriter, r *http.Request) {
-	var in Input
-	if err := httpapi.DecodeJSON(w, r, &in, maxBody); err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	q, err := h.svc.Create(r.Context(), httpapi.TenantID(r.Context()), in)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	w.Header().Set("Location", "/api/v1/sequences/"+q.ID)
-	httpapi.WriteJSON(w, http.StatusCreated, q)
 }
 
 func (h *HTTP) list(w http.ResponseWriter, r *http.Request) {
@@ -96,8 +81,7 @@ func (h *HTTP) enroll(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	w.Header().Set("Location", "/api/v1/sequence-enrollments/"+e.ID)
-	httpapi.WriteJSON(w, http.StatusCreated, e)
+	httpapi.WriteCreated(w, "/api/v1/sequence-enrollments/"+e.ID, e)
 }
 
 var enrollmentStatuses = []string{EnrollmentActive, EnrollmentWaiting, EnrollmentCompleted, EnrollmentExited}

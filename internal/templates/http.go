@@ -43,7 +43,7 @@ func NewHTTP(svc *Service, contacts ContactSource) *HTTP { return &HTTP{svc: svc
 
 // RegisterRoutes adds the module's endpoints to r.
 func (h *HTTP) RegisterRoutes(r Routes) {
-	r.HandleAPI("POST /api/v1/templates", h.create)
+	r.HandleAPI("POST /api/v1/templates", httpapi.Create(maxTemplateBody, h.svc.Create, func(t *Template) string { return "/api/v1/templates/" + t.ID }))
 	r.HandleAPI("GET /api/v1/templates", h.list)
 	r.HandleAPI("GET /api/v1/templates/{id}", h.get)
 	r.HandleAPI("PATCH /api/v1/templates/{id}", h.update)
@@ -61,19 +61,6 @@ func respond(w http.ResponseWriter, r *http.Request, status int, v any, err erro
 		return
 	}
 	httpapi.WriteJSON(w, status, v)
-}
-
-func (h *HTTP) create(w http.ResponseWriter, r *http.Request) {
-	var in Input
-	if err := httpapi.DecodeJSON(w, r, &in, maxTemplateBody); err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	t, err := h.svc.Create(r.Context(), httpapi.TenantID(r.Context()), in)
-	if err == nil {
-		w.Header().Set("Location", "/api/v1/templates/"+t.ID)
-	}
-	respond(w, r, http.StatusCreated, t, err)
 }
 
 type nameCursor struct {

@@ -31,7 +31,7 @@ func NewHTTP(svc *Service) *HTTP { return &HTTP{svc: svc} }
 
 // RegisterRoutes adds the module's endpoints to r.
 func (h *HTTP) RegisterRoutes(r Routes) {
-	r.HandleAPI("POST /api/v1/workflows", h.create)
+	r.HandleAPI("POST /api/v1/workflows", httpapi.Create(maxBody, h.svc.Create, func(x *Workflow) string { return "/api/v1/workflows/" + x.ID }))
 	r.HandleAPI("GET /api/v1/workflows", h.list)
 	r.HandleAPI("GET /api/v1/workflows/{id}", h.get)
 	r.HandleAPI("PUT /api/v1/workflows/{id}", h.update)
@@ -41,21 +41,6 @@ func (h *HTTP) RegisterRoutes(r Routes) {
 	r.HandleAPI("GET /api/v1/workflow-runs", h.listRuns)
 	r.HandleAPI("GET /api/v1/workflow-runs/{id}", h.getRun)
 	r.HandleAPI("POST /api/v1/workflow-events", h.postEvent)
-}
-
-func (h *HTTP) create(w http.ResponseWriter, r *http.Request) {
-	var in Input
-	if err := httpapi.DecodeJSON(w, r, &in, maxBody); err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	wf, err := h.svc.Create(r.Context(), httpapi.TenantID(r.Context()), in)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
-	w.Header().Set("Location", "/api/v1/workflows/"+wf.ID)
-	httpapi.WriteJSON(w, http.StatusCreated, wf)
 }
 
 // versionParam reads ?version=N (0 when absent).

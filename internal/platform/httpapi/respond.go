@@ -42,6 +42,31 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"data": v})
 }
 
+// WriteCreated answers 201 with v, the resource created at location.
+func WriteCreated(w http.ResponseWriter, location string, v any) {
+	w.Header().Set("Location", location)
+	WriteJSON(w, http.StatusCreated, v)
+}
+
+// Create is the handler of a POST that creates a resource: the body (at
+// most maxBytes) decoded into an In, create called with the caller's
+// tenant, and the result answered 201 at location(result).
+func Create[In, Out any](maxBytes int64, create func(ctx context.Context, tenant string, in In) (Out, error), location func(Out) string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var in In
+		if err := DecodeJSON(w, r, &in, maxBytes); err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		out, err := create(r.Context(), TenantID(r.Context()), in)
+		if err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		WriteCreated(w, location(out), out)
+	}
+}
+
 // ErrorBody is the JSON shape of every error response.
 type ErrorBody struct {
 	Error ErrorDetail `json:"error"`

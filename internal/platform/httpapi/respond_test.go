@@ -235,3 +235,48 @@ func TestIfMatchVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestCreate(t *testing.T) {
+	t.Parallel()
+	type input struct {
+		Name string `json:"name"`
+	}
+	type thing struct {
+		ID, Tenant, Name string
+	}
+	var calls int
+	h := httpapi.Create(64, func(ctx context.Context, tenant string, in input) (*thing, error) {
+		calls++
+		if in.Name == "" {
+			return nil, fault.New(fault.Invalid, "name_required", "give the thing a name")
+		}
+		return &thing{ID: "t1", Tenant: tenant, Name: in.Name}, nil
+	}, func(x *thing) string { return "/api/v1/things/" + x.ID })
+	for _, tc := range []struct {
+		name, body   string
+		status       int
+		location     string
+		calls        int
+		bodyContains string
+	}{
+		{name: "created", body: `{"name": "box"}`, status: 201, location: "/api/v1/things/t1", calls: 1, bodyContains: `"Tenant":"tenant-a"`},
+		{name: "invalid JSON", body: `{"name": `, status: 400, bodyContains: `"code":"invalid_json"`},
+		{name: "unknown field", body: `{"nam": "box"}`, status: 400},
+		{name: "oversized", body: `{"name": "` + strings.Repeat("x", 100) + `"}`, status: 413},
+		{name: "refused by the service", body: `{"name": ""}`, status: 400, calls: 1, bodyContains: `"code":"name_required"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls = 0
+			r := httptest.NewRequest("POST", "/api/v1/things", strings.NewReader(tc.body))
+			r = r.WithContext(httpapi.WithTenant(r.Context(), "tenant-a"))
+			w := httptest.NewRecorder()
+			h(w, r)
+			if w.Code != tc.status || w.Header().Get("Location") != tc.location || calls != tc.calls {
+				t.Fatalf("status %d, Location %q, %d calls; want %d, %q, %d (body %s)", w.Code, w.Header().Get("Location"), calls, tc.status, tc.location, tc.calls, w.Body)
+			}
+			if !strings.Contains(w.Body.String(), tc.bodyContains) {
+				t.Fatalf("body %s lacks %s", w.Body, tc.bodyContains)
+			}
+		})
+	}
+}
