@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io/fs"
 	"time"
+
+	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 )
 
 //go:embed migrations/*.sql
@@ -33,9 +35,7 @@ const campaignColumns = `id, name, channel, template_id, template_version, segme
 	schedule, start_at, audience_ready, recipients, queued, cursor_send_at, cursor_contact, version, created_at, updated_at,
 	started_at, completed_at`
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanCampaign(r scanner) (*Campaign, error) {
+func scanCampaign(r store.Scanner) (*Campaign, error) {
 	var (
 		c                           Campaign
 		segs, excl, sender          string
@@ -131,20 +131,7 @@ func listCampaigns(ctx context.Context, q querier, tenant, status string, before
 		args = append(args, before.CreatedAt, before.ID)
 	}
 	query += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT %d`, limit)
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list campaigns: %w", err)
-	}
-	defer rows.Close()
-	var out []*Campaign
-	for rows.Next() {
-		c, err := scanCampaign(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list campaigns: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return store.Collect(ctx, q, "list campaigns", scanCampaign, query, args...)
 }
 
 func updateDefinition(ctx context.Context, q querier, tenant string, c *Campaign) error {

@@ -64,9 +64,7 @@ func encodeAttributes(a map[string]json.RawMessage) string {
 	return string(b)
 }
 
-type rowScanner interface{ Scan(dest ...any) error }
-
-func scanContact(r rowScanner) (*Contact, error) {
+func scanContact(r store.Scanner) (*Contact, error) {
 	var (
 		c                Contact
 		email, phone     sql.NullString

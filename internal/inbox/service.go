@@ -243,9 +243,7 @@ func threadData(t *Thread) event.InboxThreadData {
 const threadColumns = `id, channel, address, contact_id, subject, status, assignee_id, messages, last_message_at, created_at, updated_at,
 	replies, response_due_at, response_warn_at, response_kind, sla_state`
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanThread(r scanner) (*Thread, error) {
+func scanThread(r store.Scanner) (*Thread, error) {
 	var (
 		t                 Thread
 		last, created, up int64
@@ -290,21 +288,8 @@ func (s *Service) List(ctx context.Context, tenant string, f Filter, after *Curs
 	if after != nil {
 		w.And("(last_message_at, id) < (?, ?)", after.LastMessageAt, after.ID)
 	}
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT `+threadColumns+` FROM inbox_threads `+w.String()+
+	return store.Collect(ctx, s.db.Reader(), "list threads", scanThread, `SELECT `+threadColumns+` FROM inbox_threads `+w.String()+
 		fmt.Sprintf(` ORDER BY last_message_at DESC, id DESC LIMIT %d`, limit), w.Args()...)
-	if err != nil {
-		return nil, fmt.Errorf("list threads: %w", err)
-	}
-	defer rows.Close()
-	var out []*Thread
-	for rows.Next() {
-		t, err := scanThread(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list threads: %w", err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
 }
 
 type queryRower interface {

@@ -48,9 +48,7 @@ type querier interface {
 const messageColumns = `id, source_type, source_id, step, contact_id, channel, template_id, template_version, campaign_name, run_id,
 	recipient, subject, status, attempts, provider, external_id, error_code, error, created_at, updated_at, sent_at, send_after, sender, body, in_reply_to`
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanMessage(r scanner) (*Message, error) {
+func scanMessage(r store.Scanner) (*Message, error) {
 	var (
 		m                Message
 		created, updated int64

@@ -201,9 +201,7 @@ func bumpGeneration(ctx context.Context, tx *sql.Tx, tenant string) error {
 
 const segmentColumns = `id, name, description, rules, version, member_count, evaluated_at, created_at, updated_at`
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanSegment(r scanner) (*Segment, error) {
+func scanSegment(r store.Scanner) (*Segment, error) {
 	var (
 		seg              Segment
 		rules            string
@@ -244,21 +242,8 @@ func (s *Service) Get(ctx context.Context, tenant, id string) (*Segment, error) 
 
 // List returns the tenant's segments by name, after the name after.
 func (s *Service) List(ctx context.Context, tenant, after string, limit int) ([]*Segment, error) {
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT `+segmentColumns+` FROM segments WHERE tenant_id = $1 AND name > $2
+	return store.Collect(ctx, s.db.Reader(), "list segments", scanSegment, `SELECT `+segmentColumns+` FROM segments WHERE tenant_id = $1 AND name > $2
 		ORDER BY name LIMIT $3`, tenant, after, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list segments: %w", err)
-	}
-	defer rows.Close()
-	var out []*Segment
-	for rows.Next() {
-		seg, err := scanSegment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list segments: %w", err)
-		}
-		out = append(out, seg)
-	}
-	return out, rows.Err()
 }
 
 // Update changes name, description or rules. New rules raise the version

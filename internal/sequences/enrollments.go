@@ -38,7 +38,7 @@ var StopSubjects = []string{event.PipelineMessageBounced, event.ContactConsentRe
 
 const enrollmentColumns = `id, sequence_id, contact_id, status, step, due_at, enrolled_by, exit_reason, created_at, updated_at, ended_at`
 
-func scanEnrollment(r scanner) (*Enrollment, error) {
+func scanEnrollment(r store.Scanner) (*Enrollment, error) {
 	var (
 		e           Enrollment
 		due, ended  sql.NullInt64
@@ -202,21 +202,8 @@ func (s *Service) ListEnrollments(ctx context.Context, tenant string, f Enrollme
 	w.AndIf("contact_id = ?", f.ContactID)
 	w.AndIf("status = ?", f.Status)
 	w.AndIf("id < ?", before)
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT `+enrollmentColumns+` FROM sequence_enrollments `+w.String()+
+	return store.Collect(ctx, s.db.Reader(), "list enrollments", scanEnrollment, `SELECT `+enrollmentColumns+` FROM sequence_enrollments `+w.String()+
 		fmt.Sprintf(` ORDER BY id DESC LIMIT %d`, limit), w.Args()...)
-	if err != nil {
-		return nil, fmt.Errorf("list enrollments: %w", err)
-	}
-	defer rows.Close()
-	var out []*Enrollment
-	for rows.Next() {
-		e, err := scanEnrollment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list enrollments: %w", err)
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
 }
 
 // errStale says the enrollment moved since the caller looked.

@@ -49,9 +49,7 @@ func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Millise
 
 const sequenceColumns = `id, name, owner_id, exit_on_reply, steps, status, created_at, updated_at`
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanSequence(r scanner) (*Sequence, error) {
+func scanSequence(r store.Scanner) (*Sequence, error) {
 	var (
 		q           Sequence
 		exit        int
@@ -157,21 +155,8 @@ func (s *Service) List(ctx context.Context, tenant string, before *ListCursor, l
 	if before != nil {
 		w.And("(created_at, id) < (?, ?)", before.CreatedAt, before.ID)
 	}
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT `+sequenceColumns+` FROM sequences `+w.String()+
+	return store.Collect(ctx, s.db.Reader(), "list sequences", scanSequence, `SELECT `+sequenceColumns+` FROM sequences `+w.String()+
 		fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT %d`, limit), w.Args()...)
-	if err != nil {
-		return nil, fmt.Errorf("list sequences: %w", err)
-	}
-	defer rows.Close()
-	var out []*Sequence
-	for rows.Next() {
-		q, err := scanSequence(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list sequences: %w", err)
-		}
-		out = append(out, q)
-	}
-	return out, rows.Err()
 }
 
 // Activate lets a sequence take enrollments and run steps, publishing

@@ -77,9 +77,7 @@ type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanTemplate(r scanner) (*Template, error) {
+func scanTemplate(r store.Scanner) (*Template, error) {
 	var (
 		t                Template
 		review           Review
@@ -143,23 +141,10 @@ func (s *Service) GetVersion(ctx context.Context, tenant, id string, version int
 // List returns the tenant's templates by name after the name after;
 // channel and status filter when set.
 func (s *Service) List(ctx context.Context, tenant, after, channel, status string, limit int) ([]*Template, error) {
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT `+templateColumns+` FROM templates t
+	return store.Collect(ctx, s.db.Reader(), "list templates", scanTemplate, `SELECT `+templateColumns+` FROM templates t
 		JOIN template_versions v ON v.tenant_id = t.tenant_id AND v.template_id = t.id AND v.version = t.version
 		WHERE t.tenant_id = $1 AND t.name > $2 AND ($3 = '' OR t.channel = $3) AND ($4 = '' OR t.status = $4)
 		ORDER BY t.name LIMIT $5`, tenant, after, channel, status, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list templates: %w", err)
-	}
-	defer rows.Close()
-	var out []*Template
-	for rows.Next() {
-		t, err := scanTemplate(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list templates: %w", err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
 }
 
 func templateEvent(ctx context.Context, subject, tenant string, t *Template) (event.Envelope, error) {

@@ -13,7 +13,7 @@ import (
 const runColumns = `tenant_id, id, workflow_id, version, contact_id, status, node_id, step, wait_kind, wait_message_id, wake_at,
 	held_branch, trigger_subject, trigger_event_id, correlation_id, goal_id, reason, started_at, updated_at, ended_at`
 
-func scanRun(sc interface{ Scan(...any) error }) (*Run, error) {
+func scanRun(sc store.Scanner) (*Run, error) {
 	var (
 		r                Run
 		wake, ended      sql.NullInt64
@@ -42,20 +42,7 @@ func (s *Service) loadRun(ctx context.Context, q querier, tenant, id string) (*R
 }
 
 func (s *Service) queryRuns(ctx context.Context, where string, args ...any) ([]*Run, error) {
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT `+runColumns+` FROM workflow_runs `+where, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read runs: %w", err)
-	}
-	defer rows.Close()
-	var out []*Run
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, fmt.Errorf("read runs: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return store.Collect(ctx, s.db.Reader(), "read runs", scanRun, `SELECT `+runColumns+` FROM workflow_runs `+where, args...)
 }
 
 // RunFilter selects runs to list; empty fields select all.
