@@ -4,9 +4,10 @@ package bustest
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,13 +30,40 @@ func Open(t testing.TB, dir string) *bus.Bus {
 	return b
 }
 
-// Logger logs to stderr when ALUM_TEST_LOG is set, and nowhere otherwise.
+// Logger logs every record to stderr when ALUM_TEST_LOG is set. Otherwise
+// it keeps warnings and errors in the test's log, which go test shows only
+// for a failed test: a wait that times out then says what went wrong.
 func Logger(t testing.TB) *slog.Logger {
 	t.Helper()
 	if os.Getenv("ALUM_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	w := &testLog{t: t}
+	t.Cleanup(w.close)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// testLog writes to t.Log until the test's cleanups run: goroutines that
+// outlive the test must not log to it.
+type testLog struct {
+	mu     sync.Mutex
+	t      testing.TB
+	closed bool
+}
+
+func (w *testLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testLog) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
 }
 
 // ContactCreated returns a valid contact.created event for tenant.
