@@ -1,14 +1,18 @@
 package app_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/alumoutreach/alumoutreach/internal/app"
 	"github.com/alumoutreach/alumoutreach/internal/event"
+	"github.com/alumoutreach/alumoutreach/internal/platform/bus"
 	"github.com/alumoutreach/alumoutreach/internal/platform/bus/bustest"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store"
 	"github.com/alumoutreach/alumoutreach/internal/platform/store/storetest"
+	"github.com/alumoutreach/alumoutreach/internal/sequences"
 )
 
 // enrollment reads one enrollment.
@@ -237,4 +241,68 @@ func TestSequenceStopsOnOptOutAndHardBounce(t *testing.T) {
 			}
 		}
 	})
+}
+
+// An opt-out ends the enrollments made before it, even when its event is
+// handled late, but not one a person made after it: SEQUENCES_STOP_CONSUMER
+// is held here until the contact, who opted out of email, has been enrolled
+// again.
+func TestSequenceOptOutEndsOnlyEarlierEnrollments(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	held := app.WithHandlerWrapper(func(consumer string, h bus.Handler) bus.Handler {
+		if consumer != sequences.StopConsumerName {
+			return h
+		}
+		return func(ctx context.Context, env event.Envelope) error {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return h(ctx, env)
+		}
+	})
+	a := startApp(t, testConfig(t, ""), held)
+	c, _ := twoTenants(t, a)
+	tpl := emailTemplate(t, c, "Intro")
+	_, doc := c.do("POST", "/api/v1/sequences", fmt.Sprintf(`{"name": "Late opt-out", "steps": [
+		{"type": "task", "task": "Call"}, {"type": "email", "templateId": %q, "delay": "30d"}]}`, tpl))
+	seq := dataOf(doc)["id"].(string)
+	c.do("POST", "/api/v1/sequences/"+seq+"/activate", "")
+	enroll := func(contact string) string {
+		t.Helper()
+		status, doc := c.do("POST", "/api/v1/sequences/"+seq+"/enrollments", `{"contactId": "`+contact+`"}`)
+		if status != 201 {
+			t.Fatalf("enroll: %d %v", status, doc)
+		}
+		return dataOf(doc)["id"].(string)
+	}
+	revoke := func(contact string) {
+		t.Helper()
+		if status, doc := c.do("PUT", "/api/v1/contacts/"+contact+"/consent/email", `{"granted": false, "source": "unsubscribe_link"}`); status != 200 {
+			t.Fatalf("revoke: %d %v", status, doc)
+		}
+	}
+	// Enrollments and events are timed to the millisecond, and one in the
+	// same millisecond as an opt-out counts as before it: the pauses keep
+	// the order unambiguous.
+	before := newContact(t, c, "before@example.org", "")
+	earlier := enroll(before)
+	time.Sleep(5 * time.Millisecond)
+	revoke(before) // after her enrollment: it ends
+	after := newContact(t, c, "after@example.org", "")
+	revoke(after)
+	time.Sleep(5 * time.Millisecond)
+	later := enroll(after) // made knowing of the opt-out: it stays
+	close(release)
+	bustest.Eventually(t, 15*time.Second, "the earlier enrollment ended", func() bool {
+		return enrollment(t, c, earlier)["exitReason"] == "unsubscribed"
+	})
+	bustest.Eventually(t, 10*time.Second, "both opt-outs handled", func() bool {
+		return counterValue(t, a, "events_acked_total", "consumer", sequences.StopConsumerName) == 2
+	})
+	if e := enrollment(t, c, later); e["status"] == "exited" {
+		t.Fatalf("the enrollment made after the opt-out ended: %v", e)
+	}
 }

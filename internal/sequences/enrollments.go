@@ -414,7 +414,7 @@ func (s *Service) HandleReply(ctx context.Context, env event.Envelope) error {
 	if d.ContactID == "" {
 		return nil // a sender who is no contact is in no sequence
 	}
-	return s.exitWhere(ctx, env.TenantID, event.SequenceExitReplied, &d, func(e *Enrollment, q *Sequence) bool {
+	return s.exitWhere(ctx, env, event.SequenceExitReplied, &d, func(e *Enrollment, q *Sequence) bool {
 		return e.ContactID == d.ContactID && q.ExitOnReply
 	}, `e.contact_id = $2`, d.ContactID)
 }
@@ -434,28 +434,34 @@ func (s *Service) HandleStop(ctx context.Context, env event.Envelope) error {
 		if d.SourceType != event.MessageSourceSequence || d.BounceType != event.BounceHard || d.RunID == "" {
 			return nil
 		}
-		return s.exitWhere(ctx, env.TenantID, event.SequenceExitBounced, nil, func(*Enrollment, *Sequence) bool { return true },
+		return s.exitWhere(ctx, env, event.SequenceExitBounced, nil, func(*Enrollment, *Sequence) bool { return true },
 			`e.id = $2`, d.RunID)
 	case event.ContactConsentRevoked:
 		d, err := event.DecodeData[event.ContactConsentData](env)
 		if err != nil {
 			return bus.Permanent(err)
 		}
-		return s.exitWhere(ctx, env.TenantID, event.SequenceExitUnsubscribed, nil, func(_ *Enrollment, q *Sequence) bool {
+		return s.exitWhere(ctx, env, event.SequenceExitUnsubscribed, nil, func(_ *Enrollment, q *Sequence) bool {
 			return slices.ContainsFunc(q.Steps, func(st Step) bool { return st.Type == d.Channel })
 		}, `e.contact_id = $2`, d.ContactID)
 	}
 	return nil
 }
 
-// exitWhere ends, with reason, the tenant's active or waiting enrollments
-// matching cond (a condition on e with the one parameter $2) that keep
-// says to end, in one transaction with their events.
-func (s *Service) exitWhere(ctx context.Context, tenant, reason string, reply *event.InboxMessageData,
+// exitWhere ends, with reason, the active or waiting enrollments of
+// cause's tenant matching cond (a condition on e with the one parameter $2)
+// that keep says to end, in one transaction with their events. Only
+// enrollments made before cause are ended: an opt-out or a reply handled
+// late must not end an enrollment a person made after it, knowing of it.
+// Both times are in milliseconds; one made in the same millisecond as the
+// event counts as before it (for an opt-out, the safer side).
+func (s *Service) exitWhere(ctx context.Context, cause event.Envelope, reason string, reply *event.InboxMessageData,
 	keep func(*Enrollment, *Sequence) bool, cond string, arg any) error {
+	tenant := cause.TenantID
 	return s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
 		rows, err := tx.QueryContext(ctx, `SELECT `+prefixed("e.", enrollmentColumns)+` FROM sequence_enrollments e
-			WHERE e.tenant_id = $1 AND `+cond+` AND e.status IN ('active', 'waiting')`, tenant, arg)
+			WHERE e.tenant_id = $1 AND `+cond+` AND e.status IN ('active', 'waiting') AND e.created_at <= $3`,
+			tenant, arg, cause.Timestamp.UnixMilli())
 		if err != nil {
 			return fmt.Errorf("find enrollments to end: %w", err)
 		}
