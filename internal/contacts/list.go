@@ -3,7 +3,6 @@ package contacts
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -43,21 +42,9 @@ var ConsentStatuses = []string{"granted", "revoked", "none"}
 // id order, which is creation order, and whether more follow.
 func (s *Service) List(ctx context.Context, tenant string, f Filter) ([]*Contact, bool, error) {
 	q, args := s.st.listQuery(tenant, f)
-	rows, err := s.db.Reader().QueryContext(ctx, q, args...)
+	out, err := store.Collect(ctx, s.db.Reader(), "list contacts", scanContact, q, args...)
 	if err != nil {
-		return nil, false, fmt.Errorf("list contacts: %w", err)
-	}
-	defer rows.Close()
-	var out []*Contact
-	for rows.Next() {
-		c, err := scanContact(rows)
-		if err != nil {
-			return nil, false, fmt.Errorf("list contacts: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("list contacts: %w", err)
+		return nil, false, err
 	}
 	more := len(out) > f.Limit
 	if more {

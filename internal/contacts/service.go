@@ -69,22 +69,10 @@ func (s *Service) GetMany(ctx context.Context, tenant string, ids []string) ([]*
 		args = append(args, id)
 		marks[i] = fmt.Sprintf("$%d", i+2)
 	}
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT `+contactColumns+` FROM contacts WHERE tenant_id = $1 AND id IN (`+strings.Join(marks, ",")+`)`, args...)
+	out, err := store.Collect(ctx, s.db.Reader(), "read contacts", scanContact,
+		`SELECT `+contactColumns+` FROM contacts WHERE tenant_id = $1 AND id IN (`+strings.Join(marks, ",")+`)`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read contacts: %w", err)
-	}
-	var out []*Contact
-	for rows.Next() {
-		c, err := scanContact(rows)
-		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read contacts: %w", err)
-		}
-		out = append(out, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read contacts: %w", err)
+		return nil, err
 	}
 	if err := s.st.loadDetails(ctx, s.db.Reader(), tenant, out); err != nil {
 		return nil, err

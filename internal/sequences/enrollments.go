@@ -459,23 +459,11 @@ func (s *Service) exitWhere(ctx context.Context, cause event.Envelope, reason st
 	keep func(*Enrollment, *Sequence) bool, cond string, arg any) error {
 	tenant := cause.TenantID
 	return s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+prefixed("e.", enrollmentColumns)+` FROM sequence_enrollments e
+		list, err := store.Collect(ctx, tx, "find enrollments to end", scanEnrollment,
+			`SELECT `+prefixed("e.", enrollmentColumns)+` FROM sequence_enrollments e
 			WHERE e.tenant_id = $1 AND `+cond+` AND e.status IN ('active', 'waiting') AND e.created_at <= $3`,
 			tenant, arg, cause.Timestamp.UnixMilli())
 		if err != nil {
-			return fmt.Errorf("find enrollments to end: %w", err)
-		}
-		var list []*Enrollment
-		for rows.Next() {
-			e, err := scanEnrollment(rows)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("find enrollments to end: %w", err)
-			}
-			list = append(list, e)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		var envs []event.Envelope
