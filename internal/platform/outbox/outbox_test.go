@@ -480,6 +480,53 @@ func TestPublishedRowsArePrunedAfterRetention(t *testing.T) {
 	})
 }
 
+// slowPublisher takes delay over each batch, as a busy bus would.
+type slowPublisher struct {
+	outbox.Publisher
+	delay time.Duration
+}
+
+func (s slowPublisher) PublishBatchPrefix(ctx context.Context, msgs []bus.Message) (int, error) {
+	time.Sleep(s.delay)
+	return s.Publisher.PublishBatchPrefix(ctx, msgs)
+}
+
+// A relay that never idles, every batch full because a backlog is
+// waiting, still prunes on schedule: published rows do not pile up for as
+// long as a burst lasts.
+func TestPublishedRowsArePrunedWhileABacklogRemains(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db0 *store.DB) {
+		db := openDB(t, db0.URL())
+		b := bustest.Open(t, "")
+		ob := outbox.New(db, 0)
+		ctx := context.Background()
+		const events, batch = 4000, 10 // 400 batches of 10 ms: about 4 s of backlog
+		envs := make([]event.Envelope, events)
+		for i := range envs {
+			env, err := event.New(ctx, event.ContactCreated, event.SourceContacts, "t1", event.ContactCreatedData{ContactID: event.NewID(), Version: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			envs[i] = env
+		}
+		if err := ob.InTx(ctx, func(_ *sql.Tx, emit outbox.Emit) error { return emit(envs...) }); err != nil {
+			t.Fatal(err)
+		}
+		relay := startRelay(t, ob, slowPublisher{Publisher: b, delay: 10 * time.Millisecond},
+			outbox.RelayOptions{BatchSize: batch, SafetyPoll: time.Hour, Retention: 100 * time.Millisecond})
+		bustest.Eventually(t, 20*time.Second, "published rows pruned while others still wait", func() bool {
+			var left int
+			_ = db.Reader().QueryRow(`SELECT count(*) FROM outbox`).Scan(&left)
+			pending, err := relay.Pending(ctx)
+			return err == nil && pending > 0 && left < events && int64(left) > pending
+		})
+		bustest.Eventually(t, 20*time.Second, "every event published", func() bool {
+			return len(streamIDs(t, b)) == events
+		})
+	})
+}
+
 // On PostgreSQL a commit made by another instance (another Outbox on the
 // same schema) wakes the leading relay through NOTIFY on the schema's own
 // channel, with no polling; a commit in another schema does not.

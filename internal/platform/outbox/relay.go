@@ -163,7 +163,19 @@ func (r *Relay) loop(ctx context.Context) {
 			failDelay = 0
 		}
 		if n == r.opts.BatchSize {
-			continue // more rows are waiting
+			// More rows are waiting. The housekeeping still runs on its
+			// schedule: under a sustained burst the relay never idles, and
+			// every row it published would stay (a table, WAL and database
+			// file growing for as long as the burst lasts) with the pending
+			// gauge frozen at its last value.
+			select {
+			case <-poll.C:
+				r.refreshPending(ctx)
+			case <-prune.C:
+				r.prune(ctx)
+			default:
+			}
+			continue
 		}
 		select {
 		case <-ctx.Done():
