@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,7 +38,13 @@ type Options struct {
 	// Rate and Duration drive the latency scenario.
 	Rate     int
 	Duration time.Duration
-	Out      io.Writer
+	// Messages, InFlight, Delivered and Tracked drive the message-events
+	// scenario.
+	Messages  int
+	InFlight  int
+	Delivered bool
+	Tracked   bool
+	Out       io.Writer
 }
 
 // Result is one scenario's figures.
@@ -48,11 +55,22 @@ type Result struct {
 	PerSecond  float64
 	PeakRSSMiB float64
 	P50, P99   time.Duration
+	// Unit names what Events counts ("events" when empty).
+	Unit string
+	// CPUPerItem is the process's CPU time per item, when measured.
+	CPUPerItem time.Duration
 }
 
 func (r Result) String() string {
-	s := fmt.Sprintf("%-9s events=%d elapsed=%s rate=%.0f/s peakRSS=%.0fMiB",
-		r.Scenario, r.Events, r.Elapsed.Round(time.Millisecond), r.PerSecond, r.PeakRSSMiB)
+	unit := r.Unit
+	if unit == "" {
+		unit = "events"
+	}
+	s := fmt.Sprintf("%-9s %s=%d elapsed=%s rate=%.0f/s peakRSS=%.0fMiB",
+		r.Scenario, unit, r.Events, r.Elapsed.Round(time.Millisecond), r.PerSecond, r.PeakRSSMiB)
+	if r.CPUPerItem > 0 {
+		s += fmt.Sprintf(" cpu=%.0fµs/%s", float64(r.CPUPerItem.Nanoseconds())/1e3, strings.TrimSuffix(unit, "s"))
+	}
 	if r.P99 > 0 {
 		s += fmt.Sprintf(" p50=%s p99=%s", r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond))
 	}
@@ -341,6 +359,15 @@ func PeakRSSMiB() float64 {
 		}
 	}
 	return 0
+}
+
+// processCPU is the CPU time, user and system, the process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

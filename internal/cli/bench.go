@@ -17,7 +17,7 @@ import (
 )
 
 func runBench(ctx context.Context, cio cmdIO, args []string) error {
-	fs := newFlags(cio, "bench", "alumoutreach bench ceiling|pipeline|latency|all [flags]", `Measures the event path on this machine with real components in a temporary
+	fs := newFlags(cio, "bench", "alumoutreach bench ceiling|pipeline|latency|message-events|all [flags]", `Measures the event path on this machine with real components in a temporary
 directory, and prints figures (nothing is asserted):
   ceiling   raw JetStream: async publish of encoded events + a durable consumer
             acking them: the most this machine can do
@@ -25,15 +25,28 @@ directory, and prints figures (nothing is asserted):
             JetStream, ANALYTICS_INGEST_CONSUMER storing each event once
   latency   one change per transaction at a steady --rate; time from commit
             to the analytics consumer finishing, p50 and p99
-  all       each of the above in a process of its own (so peak RSS is each
-            one's own), --runs times, then the medians and the
-            pipeline/ceiling ratio`)
+  message-events
+            the events of --messages campaign messages through the real
+            outbox, relay, JetStream and analytics, with stand-in send and
+            tracking consumers that only record idempotency and emit the
+            next events: the floor under a send, before any of its work.
+            By default a sandbox campaign's: queued, sent, delivered,
+            campaign.message.sent and .delivered (eight deliveries);
+            --delivered=false leaves out the delivery report (SMTP),
+            --tracked=false the campaign tracking (the pipeline alone)
+  all       ceiling, pipeline and latency, each in a process of its own
+            (so peak RSS is each one's own), --runs times, then the medians
+            and the pipeline/ceiling ratio`)
 	o := bench.Options{Out: cio.out}
 	fs.IntVar(&o.Events, "events", 1_000_000, "events for ceiling and pipeline")
 	fs.IntVar(&o.Writers, "writers", 4, "goroutines committing changes (pipeline)")
 	fs.IntVar(&o.Batch, "batch", 100, "changes per transaction (pipeline)")
 	fs.StringVar(&o.Sync, "sync", "1s", "embedded NATS fsync policy: an interval or always")
 	fs.IntVar(&o.Rate, "rate", 1000, "events per second (latency)")
+	fs.IntVar(&o.Messages, "messages", 100_000, "campaign messages (message-events)")
+	fs.BoolVar(&o.Delivered, "delivered", true, "each message is also reported delivered, as the sandbox does (message-events)")
+	fs.BoolVar(&o.Tracked, "tracked", true, "campaign tracking re-publishes each status as campaign.message.* (message-events)")
+	fs.IntVar(&o.InFlight, "in-flight", 4096, "most messages queued and not yet finished (tracked, or sent without --tracked), as campaigns.max-in-flight (message-events)")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to run (latency)")
 	dir := fs.String("dir", "", "work directory (default: a new temporary directory, removed afterwards)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the scenario to this file (go tool pprof)")
@@ -43,19 +56,19 @@ directory, and prints figures (nothing is asserted):
 		return err
 	}
 	if len(pos) != 1 {
-		return usageErrorf("name one scenario: ceiling, pipeline, latency or all")
+		return usageErrorf("name one scenario: ceiling, pipeline, latency, message-events or all")
 	}
-	if o.Events <= 0 || o.Writers <= 0 || o.Batch <= 0 || o.Rate <= 0 || o.Duration <= 0 || *runs <= 0 {
-		return usageErrorf("--events, --writers, --batch, --rate, --duration and --runs must be positive")
+	if o.Events <= 0 || o.Writers <= 0 || o.Batch <= 0 || o.Rate <= 0 || o.Duration <= 0 || o.Messages <= 0 || o.InFlight < 500 || *runs <= 0 {
+		return usageErrorf("--events, --writers, --batch, --rate, --duration, --messages and --runs must be positive, and --in-flight at least 500 (one batch)")
 	}
 	if pos[0] == "all" {
 		return benchAll(ctx, cio, args, *runs)
 	}
 	run := map[string]func(context.Context, string, bench.Options) (bench.Result, error){
-		"ceiling": bench.Ceiling, "pipeline": bench.Pipeline, "latency": bench.Latency,
+		"ceiling": bench.Ceiling, "pipeline": bench.Pipeline, "latency": bench.Latency, "message-events": bench.MessageEvents,
 	}[pos[0]]
 	if run == nil {
-		return usageErrorf("unknown scenario %q: use ceiling, pipeline, latency or all", pos[0])
+		return usageErrorf("unknown scenario %q: use ceiling, pipeline, latency, message-events or all", pos[0])
 	}
 	work := *dir
 	if work == "" {
