@@ -455,7 +455,7 @@ func TestValidate(t *testing.T) {
 		{"duplicate window", func(c *config.Config) { c.NATS.DuplicateWindow = 0 }, "nats.duplicate-window 0s must be positive"},
 		{"negative inbox deadline", func(c *config.Config) { c.Inbox.NextResponse = -time.Hour }, "inbox.next-response -1h must not be negative"},
 		{"inbox warning after the deadline", func(c *config.Config) { c.Inbox.FirstResponse = 2 * time.Hour }, "inbox.warning-before 4h must be shorter than inbox.first-response 2h"},
-		{"duplicate window over max age", func(c *config.Config) { c.NATS.MaxAge = time.Minute }, "nats.duplicate-window 2m is longer than nats.max-age 1m"},
+		{"duplicate window over max age", func(c *config.Config) { c.NATS.MaxAge = 10 * time.Second }, "nats.duplicate-window 30s is longer than nats.max-age 10s"},
 		{"dlq max age", func(c *config.Config) { c.NATS.DLQMaxAge = -time.Hour }, "nats.dlq-max-age -1h must be positive"},
 		{"sync", func(c *config.Config) { c.NATS.Sync = "sometimes" }, `nats.sync "sometimes": use a positive interval such as 1s, or always`},
 		{"max deliver", func(c *config.Config) { c.Consumer.MaxDeliver = 0 }, "consumer.max-deliver 0 must be at least 1"},

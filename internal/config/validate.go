@@ -141,7 +141,7 @@ func (n NATSConfig) validate() []error {
 		bad("nats.max-bytes %s must be positive, such as 10GiB", n.MaxBytes)
 	}
 	if n.DuplicateWindow <= 0 {
-		bad("nats.duplicate-window %s must be positive, such as 2m", formatDuration(n.DuplicateWindow))
+		bad("nats.duplicate-window %s must be positive, such as 30s", formatDuration(n.DuplicateWindow))
 	} else if n.MaxAge > 0 && n.DuplicateWindow > n.MaxAge {
 		bad("nats.duplicate-window %s is longer than nats.max-age %s; JetStream refuses that, so shorten it", formatDuration(n.DuplicateWindow), formatDuration(n.MaxAge))
 	}

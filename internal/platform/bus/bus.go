@@ -42,7 +42,8 @@ type Config struct {
 	MaxAge    time.Duration
 	MaxBytes  int64
 	DLQMaxAge time.Duration
-	// DuplicateWindow is how long a Nats-Msg-Id is remembered.
+	// DuplicateWindow is how long ALUM_EVENTS remembers a Nats-Msg-Id. The
+	// other streams keep controlDuplicateWindow.
 	DuplicateWindow time.Duration
 	// SyncAlways makes the embedded server fsync every write; otherwise it
 	// fsyncs every SyncInterval.
@@ -68,7 +69,7 @@ func (c *Config) defaults() {
 		c.DLQMaxAge = 30 * 24 * time.Hour
 	}
 	if c.DuplicateWindow <= 0 {
-		c.DuplicateWindow = 2 * time.Minute
+		c.DuplicateWindow = 30 * time.Second
 	}
 	if c.SyncInterval <= 0 {
 		c.SyncInterval = time.Second

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -18,6 +19,13 @@ func EventSubjects() []string {
 	}
 	return out
 }
+
+// controlDuplicateWindow is the duplicate window of the DLQ and timer
+// streams. Their writes are few, so remembering ids costs nothing there,
+// and their ids are what makes a dead letter written by both the handler
+// and the advisory worker, or a timer scheduled by several instances, one
+// message; they keep NATS's default.
+const controlDuplicateWindow = 2 * time.Minute
 
 func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 	c := b.cfg
@@ -42,7 +50,7 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			AllowMsgTTL: true, // replay messages expire once consumed
 			MaxAge:      c.DLQMaxAge,
 			Replicas:    c.Replicas,
-			Duplicates:  c.DuplicateWindow,
+			Duplicates:  controlDuplicateWindow,
 			Storage:     jetstream.FileStorage,
 		},
 		{
@@ -51,7 +59,7 @@ func (b *Bus) streamConfigs() []jetstream.StreamConfig {
 			Subjects:          []string{timerPrefix + ">"},
 			Retention:         jetstream.LimitsPolicy,
 			Replicas:          c.Replicas,
-			Duplicates:        c.DuplicateWindow,
+			Duplicates:        controlDuplicateWindow,
 			Storage:           jetstream.FileStorage,
 			AllowMsgSchedules: true,
 			AllowMsgTTL:       true, // fired timers expire; pending schedules never do
