@@ -53,6 +53,9 @@ func (s *Service) Apply(ctx context.Context, tenant string, snap Snapshot) (int,
 	changes := 0
 	err = s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
 		changes = 0
+		if err := s.lockRules(ctx, tx, tenant, false); err != nil {
+			return err
+		}
 		fresh, err := s.storeSnapshot(ctx, tx, tenant, snap, attrs, tags)
 		if err != nil || !fresh {
 			return err
@@ -60,6 +63,9 @@ func (s *Service) Apply(ctx context.Context, tenant string, snap Snapshot) (int,
 		segs, err := s.rules(ctx, tx, tenant)
 		if err != nil {
 			return err
+		}
+		if s.rulesRead != nil {
+			s.rulesRead()
 		}
 		current, err := s.memberships(ctx, tx, tenant, snap.ID)
 		if err != nil {

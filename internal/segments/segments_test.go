@@ -257,6 +257,64 @@ func TestLiveMembershipFollowsContactVersions(t *testing.T) {
 	})
 }
 
+// A live update that read the rules just before a segment was created,
+// and commits only after the segment's first evaluation would have read
+// the contacts, must not leave its contact out of the segment: on
+// PostgreSQL (READ COMMITTED) neither side saw the other until the rules
+// lock made the creation wait (a CI flake of TestCampaignFlow/postgres).
+func TestLiveUpdateInFlightWhenASegmentIsCreated(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		f.apply(tenantA, snap("c0", 1, rule.Contact{Email: "z@example.org", Tags: []string{"alumni"}})) // a generation row exists
+		paused, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		f.svc.rulesRead = func() {
+			once.Do(func() {
+				close(paused)
+				<-release
+			})
+		}
+		applied := make(chan error, 1)
+		go func() {
+			_, err := f.svc.Apply(ctx, tenantA, snap("c1", 1, rule.Contact{Email: "a@example.org", Tags: []string{"alumni"}}))
+			applied <- err
+		}()
+		<-paused
+		evaluated := make(chan error, 1)
+		var seg *Segment
+		go func() {
+			var err error
+			name := "Alumni"
+			if seg, err = f.svc.Create(ctx, tenantA, Input{Name: &name, Rules: []byte(`{"op": "has_tag", "value": "alumni"}`)}); err == nil {
+				_, err = f.svc.Evaluate(ctx, tenantA, seg.ID, nil)
+			}
+			evaluated <- err
+		}()
+		select {
+		case err := <-evaluated:
+			// Created and evaluated while the live update was in flight:
+			// possible only without the lock, and the assertion below
+			// shows what it lost.
+			if err != nil {
+				t.Fatal(err)
+			}
+			close(release)
+		case <-time.After(300 * time.Millisecond):
+			close(release) // the creation waits for the live update, as it must
+			if err := <-evaluated; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := <-applied; err != nil {
+			t.Fatal(err)
+		}
+		if got := f.members(tenantA, seg.ID); !slices.Equal(got, []string{"c0", "c1"}) {
+			t.Fatalf("members %v, want [c0 c1]", got)
+		}
+	})
+}
+
 // TestConcurrentVersionsConverge applies many versions of one contact in
 // random order from several goroutines: membership ends as the newest
 // version says, and member events alternate without repeats.

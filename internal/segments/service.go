@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"log/slog"
 	"strings"
@@ -45,6 +46,9 @@ type Service struct {
 	log   *slog.Logger
 	now   func() time.Time
 	chunk int
+	// rulesRead, when set (tests), runs in a live update's transaction
+	// right after it read the rules.
+	rulesRead func()
 
 	mu    sync.Mutex
 	cache map[string]*tenantRules
@@ -149,6 +153,9 @@ func (s *Service) Create(ctx context.Context, tenant string, in Input) (*Segment
 	seg := &Segment{ID: event.NewID(), Name: name, Description: desc, Rules: canon, Version: 1, CreatedAt: now, UpdatedAt: now}
 	ctx = event.EnsureCorrelation(ctx)
 	err = s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		if err := s.lockRules(ctx, tx, tenant, true); err != nil {
+			return err
+		}
 		if err := s.checkNameFree(ctx, tx, tenant, seg.ID, name); err != nil {
 			return err
 		}
@@ -188,6 +195,38 @@ func (s *Service) checkNameFree(ctx context.Context, tx *sql.Tx, tenant, id, nam
 	e := fault.New(fault.Conflict, "segment_exists", "segment %s is already named %q; choose another name", other, name)
 	e.Details = map[string]any{"segmentId": other}
 	return e
+}
+
+// rulesLockClass is the first key of the segments' advisory locks on
+// PostgreSQL (the second is the tenant's); the two-key space does not
+// overlap the one-key locks of migrations.
+const rulesLockClass = 7165002
+
+// lockRules takes, on PostgreSQL, the tenant's rules lock for the rest of
+// tx: shared for a live update, which reads the rules; exclusive for a
+// change to them. Under READ COMMITTED a live update could otherwise read
+// the rules just before a new segment committed, and commit its copy of
+// the contact just after the segment's first evaluation read the copies:
+// neither would see the other, and the contact would be missing from the
+// segment until it changed again. With the lock, a change waits for the
+// live updates in flight, and a live update that starts later reads the
+// new rules. Taken first in its transaction, before any row lock, it
+// cannot close a cycle with them. SQLite's single writer serializes these
+// transactions already.
+func (s *Service) lockRules(ctx context.Context, tx *sql.Tx, tenant string, exclusive bool) error {
+	if s.db.Kind() != store.Postgres {
+		return nil
+	}
+	fn := "pg_advisory_xact_lock_shared"
+	if exclusive {
+		fn = "pg_advisory_xact_lock"
+	}
+	h := fnv.New32a()
+	h.Write([]byte(tenant))
+	if _, err := tx.ExecContext(ctx, `SELECT `+fn+`($1, $2)`, int32(rulesLockClass), int32(h.Sum32())); err != nil {
+		return fmt.Errorf("lock the segment rules of tenant %s: %w", tenant, err)
+	}
+	return nil
 }
 
 func bumpGeneration(ctx context.Context, tx *sql.Tx, tenant string) error {
@@ -272,6 +311,11 @@ func (s *Service) Update(ctx context.Context, tenant, id string, in Input) (*Seg
 	ctx = event.EnsureCorrelation(ctx)
 	var seg *Segment
 	err = s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		// Whether the rules change is known only below; updates are
+		// rare enough to take the lock for each.
+		if err := s.lockRules(ctx, tx, tenant, true); err != nil {
+			return err
+		}
 		var err error
 		if seg, err = s.get(ctx, tx, tenant, id); err != nil {
 			return err
@@ -326,6 +370,9 @@ func (s *Service) Update(ctx context.Context, tenant, id string, in Input) (*Seg
 func (s *Service) Delete(ctx context.Context, tenant, id string) error {
 	ctx = event.EnsureCorrelation(ctx)
 	return s.ob.InTx(ctx, func(tx *sql.Tx, emit outbox.Emit) error {
+		if err := s.lockRules(ctx, tx, tenant, true); err != nil {
+			return err
+		}
 		seg, err := s.get(ctx, tx, tenant, id)
 		if err != nil {
 			return err
