@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,9 +24,7 @@ type conn struct {
 	used int
 	// idleSince is when the connection was last put back in the pool.
 	idleSince time.Time
-	// smtpUTF8 is set when the server offers SMTPUTF8 (RFC 6531).
-	smtpUTF8 bool
-	opts     gosmtp.MailOptions
+	session
 }
 
 // close drops the connection without a word to the server; for
@@ -43,10 +42,11 @@ func (c *conn) quit(d time.Duration) {
 // guardConn bounds every read and write of a connection by the Send's
 // context and by Config.Timeout.
 //
-// go-smtp sets a deadline around each command and clears it afterwards,
-// which would override a deadline we set, and it writes the message body
-// with no deadline at all. All its deadlines pass through SetDeadline
-// here (TLS connections are layered on top of this one), which never lets
+// go-smtp sets a deadline around each command of the session and clears
+// it afterwards, which would override a deadline we set; the transaction
+// (transaction.go) asks for a fresh Timeout at each step. All these
+// deadlines pass through SetDeadline here (TLS connections are layered on
+// top of this one), which never lets
 // a deadline be later than the Send's, turns "no deadline" into
 // now+Timeout, and, once the context is cancelled, keeps the deadline in
 // the past so that the exchange stops at once.
@@ -207,7 +207,7 @@ func (s *Sender) handshake(ctx context.Context, g *guardConn) (*conn, error) {
 			return nil, err
 		}
 	}
-	c.smtpUTF8, _ = client.Extension("SMTPUTF8")
+	c.session = newSession(nc, client)
 	return c, nil
 }
 
@@ -221,13 +221,13 @@ func (s *Sender) handshake(ctx context.Context, g *guardConn) (*conn, error) {
 // with the greeting replayed (greetedConn).
 func (s *Sender) startTLS(ctx context.Context, g *guardConn) (net.Conn, error) {
 	tp := textproto.NewConn(g)
-	if _, _, err := readReply(tp, 220); err != nil {
+	if _, _, err := readReply(&tp.Reader, 220); err != nil {
 		return nil, err
 	}
 	if err := tp.PrintfLine("EHLO %s", s.cfg.HeloName); err != nil {
 		return nil, err
 	}
-	_, msg, err := readReply(tp, 250)
+	_, msg, err := readReply(&tp.Reader, 250)
 	if err != nil {
 		var se *gosmtp.SMTPError
 		if errors.As(err, &se) && (se.Code == 500 || se.Code == 502) {
@@ -248,7 +248,7 @@ func (s *Sender) startTLS(ctx context.Context, g *guardConn) (net.Conn, error) {
 	if err := tp.PrintfLine("STARTTLS"); err != nil {
 		return nil, err
 	}
-	if _, _, err := readReply(tp, 220); err != nil {
+	if _, _, err := readReply(&tp.Reader, 220); err != nil {
 		return nil, err
 	}
 	// Bytes already buffered after the 220 came before the handshake, in
@@ -264,13 +264,38 @@ func (s *Sender) startTLS(ctx context.Context, g *guardConn) (net.Conn, error) {
 	return tc, nil
 }
 
-// readReply reads a reply as go-smtp does, as *gosmtp.SMTPError when the
-// code is not the expected one.
-func readReply(tp *textproto.Conn, expect int) (int, string, error) {
-	code, msg, err := tp.ReadResponse(expect)
+// readReply reads a reply, as *gosmtp.SMTPError (with its enhanced
+// status code, RFC 2034, parsed as go-smtp does) when the code is not the
+// expected one.
+func readReply(r *textproto.Reader, expect int) (int, string, error) {
+	code, msg, err := r.ReadResponse(expect)
 	var pe *textproto.Error
-	if errors.As(err, &pe) {
-		return code, msg, &gosmtp.SMTPError{Code: pe.Code, Message: pe.Msg}
+	if !errors.As(err, &pe) {
+		return code, msg, err
 	}
-	return code, msg, err
+	se := &gosmtp.SMTPError{Code: pe.Code, Message: pe.Msg}
+	if first, rest, ok := strings.Cut(pe.Msg, " "); ok {
+		if ec, ok := parseEnhancedCode(first); ok {
+			// Each line of a multi-line reply repeats the code.
+			se.EnhancedCode, se.Message = ec, strings.ReplaceAll(rest, "\n"+first+" ", "\n")
+		}
+	}
+	return code, msg, se
+}
+
+// parseEnhancedCode parses "class.subject.detail".
+func parseEnhancedCode(s string) (gosmtp.EnhancedCode, bool) {
+	var ec gosmtp.EnhancedCode
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return ec, false
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return ec, false
+		}
+		ec[i] = n
+	}
+	return ec, true
 }

@@ -1,6 +1,7 @@
 // Package smtp is the email provider adapter that sends through an SMTP
-// server (a relay, an ESP's SMTP endpoint, the organisation's own MTA),
-// with github.com/emersion/go-smtp as the protocol client.
+// server (a relay, an ESP's SMTP endpoint, the organisation's own MTA).
+// github.com/emersion/go-smtp opens the session (greeting, EHLO, AUTH);
+// the mail transactions are ours, pipelined.
 //
 // # Sending
 //
@@ -13,6 +14,16 @@
 // ENVID={Message.ID} and RET=HDRS, so delivery status notifications name
 // the message too; it carries SIZE (RFC 1870) so that a server refuses an
 // oversized message before it is transferred.
+//
+// When the server offers PIPELINING (RFC 2920), MAIL FROM, RCPT TO and
+// DATA go in one write and their replies are read together, then the
+// message and its final "." in a second: two round trips a message
+// instead of four, which is most of what a send costs on a fast link
+// (BenchmarkSendLoopback: 1.7 times the messages per second). Every reply
+// of a group is read, so a refusal leaves the connection in step; a server
+// that takes DATA after refusing the recipient gets an empty message at
+// once. Without PIPELINING each command waits for its reply. go-smtp's
+// Client does not pipeline, which is why the transaction is written here.
 //
 // # The message
 //
@@ -76,12 +87,13 @@
 // (the server dropped it while idle) is retried once on a new connection:
 // nothing of the message had been sent.
 //
-// go-smtp sets a deadline around each command and clears it afterwards,
-// and writes the message with no deadline. The connection under it
-// (guardConn) bounds every deadline by the Send's context deadline,
-// replaces "none" by Config.Timeout, and is set in the past when the
-// context is cancelled, so a Send returns promptly on cancellation and
-// never blocks on a server that stopped reading.
+// Each write of the exchange, and the wait for the final reply, gets its
+// own Config.Timeout; go-smtp sets a deadline around each command of the
+// session. The connection under both (guardConn) bounds every deadline by
+// the Send's context deadline, replaces "none" by Config.Timeout, and is
+// set in the past when the context is cancelled, so a Send returns
+// promptly on cancellation and never blocks on a server that stopped
+// reading.
 //
 // # Failures
 //

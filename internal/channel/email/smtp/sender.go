@@ -148,38 +148,6 @@ type cancelledErr struct{ error }
 
 func (e *cancelledErr) Unwrap() error { return e.error }
 
-func (s *Sender) exchange(c *conn, env *envelope, data []byte) (stage, error) {
-	// When the server offers DSN (RFC 3461), bounces carry our id as
-	// ENVID and only the headers of the message. SIZE (RFC 1870) lets a
-	// server refuse an oversized message before it is transferred. The
-	// options live in the connection so that they are not allocated per
-	// Send.
-	c.opts = gosmtp.MailOptions{Return: gosmtp.DSNReturnHeaders, EnvelopeID: env.id, Size: int64(len(data))}
-	if env.utf8 {
-		if !c.smtpUTF8 {
-			return stageMail, errNeedsSMTPUTF8
-		}
-		c.opts.UTF8 = true
-	}
-	if err := c.client.Mail(env.from, &c.opts); err != nil {
-		return stageMail, err
-	}
-	if err := c.client.Rcpt(env.to, nil); err != nil {
-		return stageRcpt, err
-	}
-	w, err := c.client.Data()
-	if err != nil {
-		return stageData, err
-	}
-	if _, err := w.Write(data); err != nil {
-		return stageBody, err
-	}
-	if err := w.Close(); err != nil {
-		return stageEnd, err
-	}
-	return stageEnd, nil
-}
-
 // errNeedsSMTPUTF8 refuses an address with non-ASCII characters for a
 // server that cannot take one. It is a reply in all but name: the server
 // would refuse the address, so it is classified as a 553.
@@ -242,7 +210,7 @@ func (s *Sender) put(c *conn, err error) {
 		// a bad recipient must not cost a new connection and TLS
 		// handshake. RSET puts it back to a known state.
 		c.guard.arm(context.Background(), time.Time{})
-		healthy = c.client.Reset() == nil && c.guard.disarm()
+		healthy = c.reset() == nil && c.guard.disarm()
 	}
 	if !healthy {
 		c.close()

@@ -228,19 +228,19 @@ func (c *countedConn) Close() error {
 }
 
 func (s *testServer) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
-	return &session{s: s, c: c}, nil
+	return &serverSession{s: s, c: c}, nil
 }
 
-type session struct {
+type serverSession struct {
 	s    *testServer
 	c    *gosmtp.Conn
 	user string
 	msg  received
 }
 
-func (ss *session) AuthMechanisms() []string { return ss.s.opts.authMechs }
+func (ss *serverSession) AuthMechanisms() []string { return ss.s.opts.authMechs }
 
-func (ss *session) Auth(mech string) (sasl.Server, error) {
+func (ss *serverSession) Auth(mech string) (sasl.Server, error) {
 	check := func(user, pass string) error {
 		if user != testUser || pass != testPassword {
 			return gosmtp.ErrAuthFailed
@@ -285,7 +285,7 @@ func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
 	}
 }
 
-func (ss *session) hook(stage, arg string) error {
+func (ss *serverSession) hook(stage, arg string) error {
 	ss.s.mu.Lock()
 	h := ss.s.hook
 	ss.s.mu.Unlock()
@@ -295,7 +295,7 @@ func (ss *session) hook(stage, arg string) error {
 	return h(stage, arg)
 }
 
-func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
+func (ss *serverSession) Mail(from string, opts *gosmtp.MailOptions) error {
 	if len(ss.s.opts.authMechs) > 0 && ss.user == "" {
 		return gosmtp.ErrAuthRequired
 	}
@@ -310,7 +310,7 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	return nil
 }
 
-func (ss *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
+func (ss *serverSession) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 	if err := ss.hook("rcpt", to); err != nil {
 		return err
 	}
@@ -318,7 +318,7 @@ func (ss *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 	return nil
 }
 
-func (ss *session) Data(r io.Reader) error {
+func (ss *serverSession) Data(r io.Reader) error {
 	ss.s.sessions.Add(1)
 	ss.s.mu.Lock()
 	dh := ss.s.dataHook
@@ -346,8 +346,8 @@ func (ss *session) Data(r io.Reader) error {
 	return nil
 }
 
-func (ss *session) Reset()        { ss.msg = received{} }
-func (ss *session) Logout() error { return nil }
+func (ss *serverSession) Reset()        { ss.msg = received{} }
+func (ss *serverSession) Logout() error { return nil }
 
 // reply is a server reply for hooks.
 func reply(code int, enhanced gosmtp.EnhancedCode, msg string) error {
