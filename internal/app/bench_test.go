@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -85,11 +86,33 @@ func BenchmarkPipelineSMTP(b *testing.B) {
 }
 
 // smtpOnLoopback sends email to an SMTP server on loopback that discards
-// what it receives, over 8 pooled connections.
+// what it receives, over 8 pooled connections: go-smtp's server in this
+// process, or the one BENCH_SMTP_ADDR names (host:port, clear text), for
+// example Postfix's smtp-sink, a C test server in a process of its own.
 func smtpOnLoopback(b *testing.B, cfg *config.Config) {
-	port := startDiscardSMTP(b)
+	host, port := "127.0.0.1", 0
+	if addr := os.Getenv("BENCH_SMTP_ADDR"); addr != "" {
+		h, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			b.Fatalf("BENCH_SMTP_ADDR %q: %v", addr, err)
+		}
+		if host, port = h, envPort(b, p); port == 0 {
+			b.Fatalf("BENCH_SMTP_ADDR %q: no port", addr)
+		}
+	} else {
+		port = startDiscardSMTP(b)
+	}
 	cfg.Email.Provider = config.ProviderSMTP
-	cfg.Email.SMTP = config.SMTPConfig{Host: "127.0.0.1", Port: port, Security: "none", PoolSize: 8}
+	cfg.Email.SMTP = config.SMTPConfig{Host: host, Port: port, Security: "none", PoolSize: 8}
+}
+
+func envPort(b *testing.B, s string) int {
+	b.Helper()
+	p, err := strconv.Atoi(s)
+	if err != nil || p <= 0 || p > 65535 {
+		b.Fatalf("port %q: want 1 to 65535", s)
+	}
+	return p
 }
 
 // envCount is the positive whole number in the variable name, or def.
