@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/channel"
 	"github.com/alumoutreach/alumoutreach/internal/event"
@@ -486,4 +487,39 @@ func TestSendTest(t *testing.T) {
 			}
 		}
 	})
+}
+
+// slowProvider takes d to accept a message.
+type slowProvider struct{ d time.Duration }
+
+func (p slowProvider) Send(context.Context, channel.Message) (channel.Receipt, error) {
+	time.Sleep(p.d)
+	return channel.Receipt{Provider: "slow", ExternalID: "x"}, nil
+}
+
+// A provider call longer than progressEvery tells the bus the message is
+// still being worked on, on every tick, and no more once the call ended.
+func TestLongProviderCallReportsProgress(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		call     time.Duration
+		min, max int32
+	}{
+		{call: 5 * time.Millisecond, min: 0, max: 0},
+		{call: 130 * time.Millisecond, min: 3, max: 6},
+	} {
+		var ticks atomic.Int32
+		s := &Service{progressEvery: 20 * time.Millisecond, progress: func(context.Context) error { ticks.Add(1); return nil }}
+		if _, err := s.call(context.Background(), slowProvider{tc.call}, channel.Message{}); err != nil {
+			t.Fatal(err)
+		}
+		got := ticks.Load()
+		if got < tc.min || got > tc.max {
+			t.Errorf("a %v call reported progress %d times, want %d to %d", tc.call, got, tc.min, tc.max)
+		}
+		time.Sleep(60 * time.Millisecond)
+		if after := ticks.Load(); after != got {
+			t.Errorf("a %v call reported progress %d more times after it ended", tc.call, after-got)
+		}
+	}
 }
