@@ -69,15 +69,25 @@ func (s *scriptedServer) sender() *Sender {
 	return newSender(s.t, Config{Host: "127.0.0.1", Port: s.port, Security: SecurityNone, HeloName: "client.test", Timeout: 5 * time.Second})
 }
 
-// next is the next connection the client opened.
+// next is the next connection the client opened, nil when none came.
 func (s *scriptedServer) next() *scriptedConn {
 	select {
 	case c := <-s.conns:
 		return c
 	case <-time.After(5 * time.Second):
-		s.t.Fatal("the client did not connect")
+		s.t.Error("the client did not connect")
 		return nil
 	}
+}
+
+// serve runs script on the next connection, in the background.
+func (s *scriptedServer) serve(script func(c *scriptedConn)) {
+	go func() {
+		if c := s.next(); c != nil {
+			c.run(script)
+			c.wait()
+		}
+	}()
 }
 
 func (c *scriptedConn) send(lines string) {
@@ -131,8 +141,15 @@ func (c *scriptedConn) wait() {
 	select {
 	case <-c.ok:
 	case <-time.After(10 * time.Second):
-		c.t.Fatal("the server script did not end")
+		c.t.Error("the server script did not end")
 	}
+}
+
+// envelope reads a pipelined group: MAIL FROM, RCPT TO, DATA.
+func (c *scriptedConn) envelope() {
+	c.expect("MAIL FROM:")
+	c.expect("RCPT TO:")
+	c.expect("DATA")
 }
 
 // With PIPELINING the envelope is one group: a server that answers only
@@ -142,20 +159,16 @@ func TestPipelinesTheEnvelopeWhenOffered(t *testing.T) {
 	t.Parallel()
 	srv := startScripted(t, "PIPELINING", "SIZE 1000000")
 	s := srv.sender()
-	go func() {
-		c := srv.next()
-		c.run(func(c *scriptedConn) {
-			c.expect("MAIL FROM:<alumni@example.org> SIZE=")
-			c.expect("RCPT TO:<ada@example.net>")
-			c.expect("DATA")
-			c.send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead")
-			if body := c.message(); !strings.Contains(body, "Subject:") {
-				t.Errorf("message without its headers: %q", body)
-			}
-			c.send("250 2.0.0 queued")
-		})
-		c.wait()
-	}()
+	srv.serve(func(c *scriptedConn) {
+		c.expect("MAIL FROM:<alumni@example.org> SIZE=")
+		c.expect("RCPT TO:<ada@example.net>")
+		c.expect("DATA")
+		c.send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead")
+		if body := c.message(); !strings.Contains(body, "Subject:") {
+			t.Errorf("message without its headers: %q", body)
+		}
+		c.send("250 2.0.0 queued")
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if _, err := s.Send(ctx, fullMessage("m1")); err != nil {
@@ -169,13 +182,7 @@ func TestWaitsForEachReplyWithoutPipelining(t *testing.T) {
 	t.Parallel()
 	srv := startScripted(t, "SIZE 1000000")
 	s := srv.sender()
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Send(context.Background(), fullMessage("m1"))
-		done <- err
-	}()
-	conn := srv.next()
-	conn.run(func(c *scriptedConn) {
+	srv.serve(func(c *scriptedConn) {
 		for _, step := range []struct{ cmd, reply string }{
 			{"MAIL FROM:", "250 ok"}, {"RCPT TO:", "250 ok"}, {"DATA", "354 go ahead"},
 		} {
@@ -190,8 +197,7 @@ func TestWaitsForEachReplyWithoutPipelining(t *testing.T) {
 		c.message()
 		c.send("250 queued")
 	})
-	conn.wait()
-	if err := <-done; err != nil {
+	if _, err := s.Send(context.Background(), fullMessage("m1")); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 }
@@ -208,30 +214,22 @@ func TestPipelinedRefusal(t *testing.T) {
 			t.Parallel()
 			srv := startScripted(t, "PIPELINING")
 			s := srv.sender()
-			go func() {
-				c := srv.next()
-				c.run(func(c *scriptedConn) {
-					c.expect("MAIL FROM:")
-					c.expect("RCPT TO:")
-					c.expect("DATA")
-					c.send("250 2.1.0 ok\r\n550 5.1.1 no such user\r\n" + dataReply)
-					if dataReply[0] == '3' {
-						if body := c.message(); body != "" {
-							t.Errorf("message %q sent to no recipient, want none", body)
-						}
-						c.send("554 5.5.1 no valid recipients")
+			srv.serve(func(c *scriptedConn) {
+				c.envelope()
+				c.send("250 2.1.0 ok\r\n550 5.1.1 no such user\r\n" + dataReply)
+				if dataReply[0] == '3' {
+					if body := c.message(); body != "" {
+						t.Errorf("message %q sent to no recipient, want none", body)
 					}
-					c.expect("RSET")
-					c.send("250 2.0.0 ok")
-					c.expect("MAIL FROM:")
-					c.expect("RCPT TO:")
-					c.expect("DATA")
-					c.send("250 ok\r\n250 ok\r\n354 go ahead")
-					c.message()
-					c.send("250 queued")
-				})
-				c.wait()
-			}()
+					c.send("554 5.5.1 no valid recipients")
+				}
+				c.expect("RSET")
+				c.send("250 2.0.0 ok")
+				c.envelope()
+				c.send("250 ok\r\n250 ok\r\n354 go ahead")
+				c.message()
+				c.send("250 queued")
+			})
 			_, err := s.Send(context.Background(), fullMessage("m1"))
 			var ce *channel.Error
 			if !errors.As(err, &ce) || !ce.Permanent || ce.Code != "550" || !strings.Contains(err.Error(), "RCPT TO") || ce.Message != "5.1.1 no such user" {
@@ -278,18 +276,12 @@ func TestReadReplyEnhancedCode(t *testing.T) {
 	t.Parallel()
 	srv := startScripted(t, "PIPELINING")
 	s := srv.sender()
-	go func() {
-		c := srv.next()
-		c.run(func(c *scriptedConn) {
-			c.expect("MAIL FROM:")
-			c.expect("RCPT TO:")
-			c.expect("DATA")
-			c.send("452-4.2.2 mailbox full\r\n452 4.2.2 try later\r\n503 5.5.1 no recipients\r\n554 5.5.1 no valid recipients")
-			c.expect("RSET")
-			c.send("250 ok")
-		})
-		c.wait()
-	}()
+	srv.serve(func(c *scriptedConn) {
+		c.envelope()
+		c.send("452-4.2.2 mailbox full\r\n452 4.2.2 try later\r\n503 5.5.1 no recipients\r\n554 5.5.1 no valid recipients")
+		c.expect("RSET")
+		c.send("250 ok")
+	})
 	_, err := s.Send(context.Background(), fullMessage("m1"))
 	var ce *channel.Error
 	if !errors.As(err, &ce) || ce.Permanent || ce.Code != "452" || ce.Message != "4.2.2 mailbox full try later" {
