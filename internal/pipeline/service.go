@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/channel"
@@ -302,19 +301,16 @@ func (s *Service) call(ctx context.Context, p Provider, msg channel.Message) (ch
 	// per message: nearly every call ends long before the first tick, and
 	// those were 2% of a send's CPU.
 	var (
-		mu   sync.Mutex // orders the tick's re-arming against the end of the call
-		done atomic.Bool
+		mu   sync.Mutex // a tick and the end of the call, one after the other
+		done bool
 		t    *time.Timer
 	)
 	mu.Lock()
 	t = time.AfterFunc(s.progressEvery, func() {
-		if done.Load() {
-			return
-		}
-		_ = s.progress(ctx)
 		mu.Lock()
 		defer mu.Unlock()
-		if !done.Load() {
+		if !done {
+			_ = s.progress(ctx)
 			t.Reset(s.progressEvery)
 		}
 	})
@@ -322,7 +318,7 @@ func (s *Service) call(ctx context.Context, p Provider, msg channel.Message) (ch
 	defer func() {
 		mu.Lock()
 		defer mu.Unlock()
-		done.Store(true)
+		done = true
 		t.Stop()
 	}()
 	return p.Send(ctx, msg)
