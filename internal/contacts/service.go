@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/alumoutreach/alumoutreach/internal/event"
@@ -62,22 +61,7 @@ func (s *Service) GetMany(ctx context.Context, tenant string, ids []string) ([]*
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	args := make([]any, 0, len(ids)+1)
-	args = append(args, tenant)
-	marks := make([]string, len(ids))
-	for i, id := range ids {
-		args = append(args, id)
-		marks[i] = fmt.Sprintf("$%d", i+2)
-	}
-	out, err := store.Collect(ctx, s.db.Reader(), "read contacts", scanContact,
-		`SELECT `+contactColumns+` FROM contacts WHERE tenant_id = $1 AND id IN (`+strings.Join(marks, ",")+`)`, args...)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.st.loadDetails(ctx, s.db.Reader(), tenant, out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return s.st.getMany(ctx, s.db.Reader(), tenant, ids)
 }
 
 // Create stores a new contact; its tags and consent are part of version 1.
