@@ -204,7 +204,8 @@ func benchmarkPipeline(b *testing.B, configure func(*testing.B, *config.Config))
 // profileTimedPart writes a CPU profile of the timed part alone to the file
 // BENCH_CPUPROFILE names (go test's -cpuprofile would include the setup,
 // which here dwarfs the part measured), and the heap at its end to the
-// file BENCH_MEMPROFILE names. It returns the function that stops it.
+// file BENCH_MEMPROFILE names (and the heap at its start to that name
+// with .start appended). It returns the function that stops it.
 func profileTimedPart(b *testing.B) func() {
 	b.Helper()
 	var stops []func()
@@ -222,7 +223,7 @@ func profileTimedPart(b *testing.B) func() {
 		})
 	}
 	if path := os.Getenv("BENCH_MEMPROFILE"); path != "" {
-		stops = append(stops, func() {
+		writeHeap := func(path string) {
 			f, err := os.Create(path)
 			if err != nil {
 				b.Fatal(err)
@@ -231,7 +232,11 @@ func profileTimedPart(b *testing.B) func() {
 			if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
 				b.Fatal(err)
 			}
-		})
+		}
+		// The allocations of the timed part alone are the difference:
+		// go tool pprof -sample_index alloc_space -diff_base path.start path
+		writeHeap(path + ".start")
+		stops = append(stops, func() { writeHeap(path) })
 	}
 	return func() {
 		for _, stop := range stops {
