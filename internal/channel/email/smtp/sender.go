@@ -68,9 +68,11 @@ func New(cfg Config) (*Sender, error) {
 	return s, nil
 }
 
-// msgBuf is a pooled buffer for rendered messages: a Send renders into one
-// and hands it to the connection, so a steady stream of sends allocates
-// no message buffers.
+// msgBuf is a pooled buffer for rendered messages. A Send takes one only
+// once it holds a connection slot, so no more than PoolSize are in use
+// however many Sends wait: the same few buffers, warm in the cache, carry
+// every message, instead of one per waiting Send (thousands, with the
+// pipeline's deliveries in flight).
 type msgBuf struct{ b []byte }
 
 var bufPool = sync.Pool{New: func() any { return &msgBuf{b: make([]byte, 0, 16<<10)} }}
@@ -87,6 +89,9 @@ func (s *Sender) Send(ctx context.Context, m channel.Message) (channel.Receipt, 
 	if err := ctx.Err(); err != nil {
 		return channel.Receipt{}, &channel.Error{Provider: Provider, Message: "not sent", Err: err}
 	}
+	if err := s.acquire(ctx); err != nil {
+		return channel.Receipt{}, err
+	}
 	mb := bufPool.Get().(*msgBuf)
 	r, err := s.send(ctx, m, mb)
 	if cap(mb.b) <= maxPooledBuf {
@@ -95,10 +100,15 @@ func (s *Sender) Send(ctx context.Context, m channel.Message) (channel.Receipt, 
 	return r, err
 }
 
+// send renders m into mb and sends it, holding a slot that it releases
+// (through put, or at once when m does not render or no connection opens).
 func (s *Sender) send(ctx context.Context, m channel.Message, mb *msgBuf) (channel.Receipt, error) {
+	// Rendered before a connection is taken or opened: a message that
+	// cannot be sent fails as itself, never as the server's being down.
 	data, env, id, err := appendMessage(mb.b[:0], m, time.Now(), "")
 	mb.b = data[:0]
 	if err != nil {
+		s.release()
 		return channel.Receipt{}, err
 	}
 
@@ -157,16 +167,22 @@ var errNeedsSMTPUTF8 = &gosmtp.SMTPError{
 	Message:      "the address has non-ASCII characters and the server does not offer SMTPUTF8",
 }
 
-// get takes a slot and returns an idle connection, or a new one. reused
-// says the connection carried a transaction before.
-func (s *Sender) get(ctx context.Context) (c *conn, reused bool, err error) {
+// acquire takes a slot: the right to hold one of PoolSize connections.
+func (s *Sender) acquire(ctx context.Context) error {
 	select {
 	case s.slots <- struct{}{}:
+		return nil
 	case <-ctx.Done():
-		return nil, false, &channel.Error{Provider: Provider, Message: "no free connection", Err: fmt.Errorf("waiting for a connection: %w", ctx.Err())}
+		return &channel.Error{Provider: Provider, Message: "no free connection", Err: fmt.Errorf("waiting for a connection: %w", ctx.Err())}
 	case <-s.done:
-		return nil, false, &channel.Error{Provider: Provider, Err: ErrClosed}
+		return &channel.Error{Provider: Provider, Err: ErrClosed}
 	}
+}
+
+// get returns an idle connection, or a new one, for the slot the caller
+// holds; it releases the slot when it returns an error. reused says the
+// connection carried a transaction before.
+func (s *Sender) get(ctx context.Context) (c *conn, reused bool, err error) {
 	var stale []*conn
 	s.mu.Lock()
 	if s.closed {

@@ -672,6 +672,33 @@ func TestHeaderInjectionRefused(t *testing.T) {
 	}
 }
 
+// A message that does not render holds a connection slot only while it is
+// rendered: it fails as itself, not as the server's being down, and leaves
+// the slot to the next message.
+func TestInvalidMessageFailsAsItselfAndFreesItsSlot(t *testing.T) {
+	t.Parallel()
+	invalid := fullMessage("bad")
+	invalid.To = "not an address"
+	down := newSender(t, Config{Host: "127.0.0.1", Port: freePort(t), Security: SecurityNone, PoolSize: 1, Timeout: 2 * time.Second})
+	srv := startServer(t, serverOptions{})
+	cfg := srv.config(t)
+	cfg.PoolSize = 1
+	up := newSender(t, cfg)
+	for name, s := range map[string]*Sender{"server down": down, "server up": up} {
+		for range 3 { // one slot: a slot kept by a refusal would block the second
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := s.Send(ctx, invalid)
+			cancel()
+			if !errors.Is(err, ErrInvalidMessage) || !channel.IsPermanent(err) {
+				t.Fatalf("%s: Send = %v, want a permanent ErrInvalidMessage", name, err)
+			}
+		}
+	}
+	if _, err := up.Send(context.Background(), fullMessage("good")); err != nil {
+		t.Fatalf("a valid message after the refusals: %v", err)
+	}
+}
+
 func TestContextCancelledWhileWaitingForAConnection(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, serverOptions{})
