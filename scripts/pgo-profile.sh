@@ -9,7 +9,7 @@
 # so that the profile describes the code rather than an earlier profile's
 # effect. Rerun it after changes that move the hot paths
 # (docs/benchmarks.md, "Profile-guided optimization"); it takes about
-# four minutes.
+# two minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
