@@ -275,27 +275,35 @@ func TestLimiter(t *testing.T) {
 	}
 }
 
-// The release of held messages reads them through the partial index of held
-// messages, not by scanning every message sent.
-func TestHeldLookupUsesItsIndex(t *testing.T) {
+// The release of held messages and the lookup of a provider's report read
+// through their partial indexes, not by scanning every message sent.
+func TestLookupsUseTheirPartialIndexes(t *testing.T) {
 	t.Parallel()
 	db := storetest.Open(t, store.SQLite)
 	newFixture(t, db)
-	rows, err := db.Reader().QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+heldDueSQL, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+	for _, tc := range []struct {
+		name, query, index string
+		args               []any
+	}{
+		{"held messages due", heldDueSQL, "messages_held", []any{0}},
+		{"message by external id", `SELECT id FROM messages` + byExternalID, "messages_tenant_external", []any{"t", "x"}},
+	} {
+		rows, err := db.Reader().QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+tc.query, tc.args...)
+		if err != nil {
 			t.Fatal(err)
 		}
-		plan = append(plan, detail)
-	}
-	if got := strings.Join(plan, "; "); !strings.Contains(got, "USING INDEX messages_held") {
-		t.Fatalf("plan of the held lookup: %s", got)
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if got := strings.Join(plan, "; "); !strings.Contains(got, "USING INDEX "+tc.index) {
+			t.Errorf("%s: plan %s, want it to use %s", tc.name, got, tc.index)
+		}
 	}
 }
